@@ -1,0 +1,67 @@
+"""Hookrunner: a self-hosted webhook dispatch service.
+
+:func:`create_app` is the only way to get an application; nothing is created at
+import time (the WSGI entry in ``run.py`` calls it once per worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from flask_openapi3 import Info, OpenAPI
+
+from app import auth, db, errors, middleware, scheduler
+from app.config import Settings, load_settings
+from app.db.migrations import migrate
+from app.logging_config import configure_logging
+from app.routes import register_blueprints
+from app.routes.admin import validation_error_response
+
+try:
+    __version__ = version("hookrunner")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0"
+
+BEARER_SCHEME: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
+    """Build a configured app: settings, logging, store, middleware, routes, errors.
+
+    ``overrides`` maps :class:`~app.config.Settings` field names to values (tests
+    use it for a temp database and ``scheduler_enabled=False``). Pending
+    migrations are applied before the app serves.
+    """
+    settings: Settings = load_settings(overrides=overrides)
+    configure_logging(settings.log_format, settings.log_level)
+
+    app = OpenAPI(
+        __name__,
+        info=Info(title="Hookrunner", version=__version__),
+        security_schemes=BEARER_SCHEME,
+        doc_prefix="/docs",
+        doc_url="/openapi.json",
+        validation_error_status=422,
+        validation_error_callback=validation_error_response,
+    )
+    app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    database = db.Database(
+        settings.sqlite_path,
+        synchronous=settings.sqlite_synchronous,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+    migrate(database)
+    db.init_app(app, database)
+
+    middleware.init_app(app)
+    auth.init_app(app)
+    errors.init_app(app)
+    register_blueprints(app)
+    if settings.scheduler_enabled:
+        scheduler.init_app(app)
+    return app

@@ -1,0 +1,90 @@
+"""The ``hookrunner`` command: migrate, manage admin tokens, serve."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from dotenv import load_dotenv
+
+from app import auth
+from app.config import ConfigError, load_settings
+from app.db import Database
+from app.db import admin_tokens as tokens_sql
+from app.db.migrations import MigrationError, migrate
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _database() -> Database:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return Database(
+        settings.sqlite_path,
+        synchronous=settings.sqlite_synchronous,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+
+
+@click.group()
+def main() -> None:
+    """Hookrunner: verify, deduplicate, record and dispatch webhooks."""
+    load_dotenv()
+
+
+@main.command("migrate")
+def migrate_command() -> None:
+    """Apply pending database migrations (a no-op when current)."""
+    try:
+        applied = migrate(_database())
+    except MigrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if applied:
+        click.echo("applied migrations: " + ", ".join(f"{v:04d}" for v in applied))
+    else:
+        click.echo("database is up to date")
+
+
+@main.command("create-token")
+@click.option("--name", default="admin", show_default=True, help="A label for the token.")
+def create_token_command(name: str) -> None:
+    """Create an admin API token; it is printed once and stored only as SHA-256."""
+    db = _database()
+    migrate(db)
+    click.echo(auth.create_token(db, name))
+
+
+@main.command("list-tokens")
+def list_tokens_command() -> None:
+    """List admin tokens (ids and names; the tokens themselves are never stored)."""
+    db = _database()
+    migrate(db)
+    for row in tokens_sql.list_all(db):
+        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+        click.echo(f"{row['id']}  {row['name']}  created {row['created_at']}  {state}")
+
+
+@main.command("revoke-token")
+@click.argument("token_id")
+def revoke_token_command(token_id: str) -> None:
+    """Revoke an admin token by its id (see list-tokens)."""
+    db = _database()
+    migrate(db)
+    if not tokens_sql.revoke(db, token_id):
+        raise click.ClickException(f"no active token with id {token_id}")
+    click.echo(f"revoked {token_id}")
+
+
+@main.command("serve")
+@click.option("--reload", is_flag=True, help="Restart workers when code changes (development).")
+def serve_command(reload: bool) -> None:
+    """Run Gunicorn with gunicorn.conf.py (gevent workers; migrations applied first)."""
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")]
+    if reload:
+        argv.append("--reload")
+    os.chdir(PROJECT_ROOT)
+    os.execv(sys.executable, argv)  # noqa: S606 - fixed argv, no shell

@@ -1,0 +1,121 @@
+"""SQLite connections and the transaction rules that keep them safe under gevent.
+
+Protocol (DESIGN rule 2):
+
+* Every write runs in :meth:`Database.write`: a short explicit
+  ``BEGIN IMMEDIATE ... COMMIT``, serialised per process by a lock. A deferred
+  ``BEGIN`` that reads then writes can fail with "database is locked" no matter
+  the busy timeout, so writes always take the write lock up front.
+* Nothing may yield (network, sleep, subprocess) inside ``write()``: sqlite3
+  blocks the whole gevent worker while it waits, and holding the write lock
+  across I/O would stall every other greenlet.
+* Reads run in autocommit mode through :meth:`Database.read` (WAL lets them
+  proceed while another process writes).
+* Each connection gets ``journal_mode=WAL``, ``synchronous`` (NORMAL or FULL),
+  ``foreign_keys=ON`` and a ``busy_timeout`` well below Gunicorn's timeout.
+
+Connections are pooled per process and borrowed for one ``read``/``write``
+block at a time, so no request or stream holds one while it waits on a client.
+Driver errors that mean "the store is unavailable" become
+:class:`~app.errors.ServiceUnavailable` (503 with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from flask import Flask, current_app
+
+from app.errors import ServiceUnavailable
+
+_EXTENSION = "hookrunner.db"
+_POOL_MAX = 16
+
+
+class Database:
+    """A SQLite database file with a small connection pool and a write lock."""
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000):
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        # Under gevent's monkey patching threading.Lock is a gevent semaphore, so
+        # this serialises greenlets and native threads alike.
+        self._write_lock = threading.Lock()
+        self._pool: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    def connect(self) -> sqlite3.Connection:
+        """Open a new configured connection (autocommit; transactions are explicit)."""
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    @contextmanager
+    def _borrow(self) -> Iterator[sqlite3.Connection]:
+        with self._pool_lock:
+            conn = self._pool.pop() if self._pool else None
+        try:
+            if conn is None:
+                conn = self.connect()
+            yield conn
+        except sqlite3.OperationalError as exc:
+            raise ServiceUnavailable(f"store unavailable: {exc}") from exc
+        finally:
+            if conn is not None:
+                with self._pool_lock:
+                    if len(self._pool) < _POOL_MAX and not conn.in_transaction:
+                        self._pool.append(conn)
+                        conn = None
+                if conn is not None:
+                    conn.close()
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a connection for autocommit reads."""
+        with self._borrow() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """Run the block in one ``BEGIN IMMEDIATE`` transaction; commit or roll back."""
+        with self._write_lock, self._borrow() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every pooled connection (the pool refills on next use)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, []
+        for conn in pool:
+            conn.close()
+
+
+def get_db() -> Database:
+    """The current app's :class:`Database`."""
+    db: Database = current_app.extensions[_EXTENSION]
+    return db
+
+
+def init_app(app: Flask, db: Database) -> None:
+    app.extensions[_EXTENSION] = db

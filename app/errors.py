@@ -1,0 +1,193 @@
+"""Domain errors with stable codes and the one JSON error envelope.
+
+Every error a client can see is an :class:`AppError` subclass carrying an HTTP
+status and a machine-readable ``code`` that never changes once published.
+Handlers registered by :func:`init_app` turn these, Werkzeug's HTTP errors and
+any unhandled exception into the same body::
+
+    {"error": {"code": "...", "message": "...", "request_id": "..."}}
+
+An unhandled exception becomes a 500 ``internal_error`` whose message says
+nothing about internals; the traceback goes to the log (and Sentry) only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sentry_sdk
+from flask import Flask, Response, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """Base of every error that reaches a client with a stable code."""
+
+    status = 500
+    code = "internal_error"
+    message = "Internal server error."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.message)
+        if message is not None:
+            self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+class BadRequest(AppError):
+    status = 400
+    code = "bad_request"
+    message = "The request could not be understood."
+
+
+class InvalidJson(AppError):
+    status = 400
+    code = "invalid_json"
+    message = "The request body is not valid JSON."
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+    message = "A valid bearer token is required."
+
+
+class SignatureMissing(AppError):
+    status = 401
+    code = "signature_missing"
+    message = "The request carries no signature."
+
+
+class SignatureInvalid(AppError):
+    status = 401
+    code = "signature_invalid"
+    message = "The request signature does not match."
+
+
+class TimestampOutOfTolerance(AppError):
+    status = 401
+    code = "timestamp_out_of_tolerance"
+    message = "The signed timestamp is outside the allowed tolerance."
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+    message = "No such resource."
+
+
+class TriggerNotFound(NotFound):
+    code = "trigger_not_found"
+    message = "No trigger has that name."
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+    message = "The request conflicts with the current state."
+
+
+class TriggerExists(Conflict):
+    code = "trigger_exists"
+    message = "A trigger with that name already exists."
+
+
+class TriggerDisabled(Conflict):
+    code = "trigger_disabled"
+    message = "The trigger is disabled."
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+    message = "The request body is larger than allowed."
+
+
+class ValidationFailed(AppError):
+    status = 422
+    code = "validation_failed"
+    message = "The request document is invalid."
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    code = "store_unavailable"
+    message = "The store is unavailable; retry later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+# Werkzeug's own errors (routing 404/405, 413 from MAX_CONTENT_LENGTH, ...)
+# keep their status but get a stable code of ours.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Build the JSON error envelope; the request id comes from ``g``."""
+    body: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "request_id": g.get("request_id"),
+    }
+    if details is not None:
+        body["details"] = details
+    response = jsonify({"error": body})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _handle_app_error(error: AppError) -> Response:
+    return error_response(
+        error.status, error.code, error.message, details=error.details, headers=error.headers
+    )
+
+
+def _handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    code = _HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
+    allowed = getattr(error, "valid_methods", None)
+    headers = {"Allow": ", ".join(allowed)} if status == 405 and allowed else None
+    return error_response(status, code, error.description or "", headers=headers)
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    # A registered handler for Exception means Flask never emits
+    # got_request_exception, so Sentry's Flask integration would not see it.
+    sentry_sdk.capture_exception(error)
+    log.error("unhandled error", exc_info=error)
+    return error_response(500, AppError.code, AppError.message)
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers that give every error the same envelope."""
+    app.register_error_handler(AppError, _handle_app_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(Exception, _handle_unexpected)

@@ -1,0 +1,56 @@
+"""The admin REST API under ``/admin`` (bearer token enforced by :mod:`app.auth`).
+
+Bodies are validated by pydantic models through flask-openapi3, which also
+publishes them in ``/openapi.json``. Validation failures become 422
+``validation_failed`` with the wrong fields' paths in ``details``; a body that
+is not JSON at all is 400 ``invalid_json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, request
+from flask_openapi3 import OpenAPI
+from pydantic import ValidationError
+
+from app.errors import InvalidJson, error_response
+
+ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def validation_error_response(error: ValidationError) -> Response:
+    """flask-openapi3 callback: pydantic errors in our envelope, with field paths."""
+    details = [
+        {
+            "path": ".".join(str(part) for part in item["loc"]),
+            "message": item["msg"],
+            "type": item["type"],
+        }
+        for item in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    return error_response(422, "validation_failed", "The request is invalid.", details=details)
+
+
+def reject_malformed_json() -> None:
+    """Before-request hook: a non-empty admin body must parse as JSON."""
+    if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/admin/"):
+        return
+    data = request.get_data(cache=True)
+    if not data.strip():
+        return
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        raise InvalidJson() from exc
+
+
+def register_admin(app: OpenAPI) -> None:
+    """Register every admin blueprint and the JSON guard."""
+    app.before_request(reject_malformed_json)
+    for blueprint in ADMIN_BLUEPRINTS:
+        app.register_api(blueprint)
+
+
+ADMIN_BLUEPRINTS: list[Any] = []

@@ -1,0 +1,88 @@
+"""APScheduler wiring: which periodic jobs exist and how one process is elected.
+
+Every worker starts a scheduler (``GeventScheduler`` under Gunicorn's gevent
+workers, a thread-based one elsewhere), but each job run first claims the
+lease row named after the job for slightly less than its interval
+(:func:`app.db.scheduler_leases.try_claim`). Only the claimant runs the body,
+so with several workers - or several hosts on one database - each job runs
+once per interval. Job bodies live next to what they clean; they must be
+idempotent. A failing job is logged and never takes the worker down. Jobs run
+outside any request, so their log lines carry ``request_id: null``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from flask import Flask
+
+from app.db import Database, dedup_keys, get_db
+from app.db.scheduler_leases import try_claim
+
+log = logging.getLogger(__name__)
+
+_EXTENSION = "hookrunner.scheduler"
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval_seconds: int
+    run: Callable[[Database], object]
+
+
+JOBS: tuple[Job, ...] = (Job("dedup_cleanup", 60, dedup_keys.delete_expired),)
+
+
+def run_elected(db: Database, job: Job, owner: str = OWNER) -> bool:
+    """Run ``job`` if this process wins its lease for this interval; never raises."""
+    try:
+        # Lease slightly shorter than the interval so the next tick can claim it.
+        if not try_claim(db, job.name, owner, job.interval_seconds * 0.9):
+            return False
+        result = job.run(db)
+        log.info("scheduled job ran", extra={"job": job.name, "result": result})
+        return True
+    except Exception:
+        log.exception("scheduled job failed", extra={"job": job.name})
+        return False
+
+
+def _new_scheduler() -> BaseScheduler:
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a hard dependency
+        return BackgroundScheduler(daemon=True)
+    if monkey.is_module_patched("threading"):
+        from apscheduler.schedulers.gevent import GeventScheduler
+
+        return GeventScheduler()
+    return BackgroundScheduler(daemon=True)
+
+
+def init_app(app: Flask) -> None:
+    """Start this process's scheduler with every job of :data:`JOBS`."""
+    with app.app_context():
+        db = get_db()
+    scheduler = _new_scheduler()
+    for job in JOBS:
+        scheduler.add_job(
+            run_elected,
+            "interval",
+            args=(db, job),
+            seconds=job.interval_seconds,
+            id=job.name,
+            max_instances=1,
+            coalesce=True,
+        )
+    scheduler.start()
+    app.extensions[_EXTENSION] = scheduler
+    atexit.register(lambda: scheduler.shutdown(wait=False) if scheduler.running else None)

@@ -1,0 +1,56 @@
+"""Gunicorn settings: ``gunicorn -c gunicorn.conf.py`` alone starts Hookrunner.
+
+Only the standard library is imported here. gevent's worker monkey-patches
+after fork, so importing ssl, requests or sentry_sdk at this level would load
+them unpatched (DESIGN rule 1); for the same reason there is no ``preload_app``.
+Each worker builds the app itself (``run:app``), applying pending migrations.
+"""
+
+import os
+
+wsgi_app = "run:app"
+bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
+workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
+# sqlite's busy_timeout (5 s by default) stays well below this.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+# Gunicorn >= 24 opens a control socket at one fixed path per user; several
+# instances on a host would fight over it and Hookrunner does not use it.
+control_socket_disable = True
+preload_app = False
+# Hookrunner writes its own JSON access line per request.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s",
+            "timestamp": True,
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "static_fields": {"request_id": None},
+        }
+    },
+    "handlers": {
+        "error_console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    # The app installs its own handler on the root logger (app/logging_config.py).
+    "root": {"level": loglevel.upper(), "handlers": []},
+    "loggers": {
+        "gunicorn.error": {
+            "level": loglevel.upper(),
+            "handlers": ["error_console"],
+            "propagate": False,
+        }
+    },
+}

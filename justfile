@@ -1,0 +1,58 @@
+# Hookrunner tasks. `just --list` shows them; `just check` is what CI runs.
+
+set dotenv-load := false
+
+bind := env_var_or_default("GUNICORN_BIND", "127.0.0.1:8000")
+
+# List the recipes.
+default:
+    @just --list
+
+# Apply migrations, then serve on SQLite with auto-reload (development).
+dev-backend:
+    hookrunner migrate
+    @echo "Hookrunner listening on http://{{bind}}  (API docs: http://{{bind}}/docs/)"
+    @echo "Admin token: set ADMIN_TOKEN, or run: hookrunner create-token"
+    hookrunner serve --reload
+
+# Serve with Gunicorn and gevent workers (production settings from the environment).
+serve:
+    gunicorn -c gunicorn.conf.py
+
+# Run the test suite.
+test *ARGS:
+    python -m pytest {{ARGS}}
+
+# Lint and check formatting.
+lint:
+    ruff check .
+    ruff format --check .
+
+# Format the code.
+fmt:
+    ruff check --fix .
+    ruff format .
+
+# Strict type checks over app/.
+typecheck:
+    mypy
+
+# Everything CI runs: lint, types, tests.
+check: lint typecheck test
+
+# Apply pending migrations.
+migrate:
+    hookrunner migrate
+
+# Create migrations/NNNN_NAME.sql with the next number.
+new-migration NAME:
+    #!/usr/bin/env python3
+    import pathlib, re, sys
+    name = "{{NAME}}"
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        sys.exit("migration names are lower_snake_case")
+    folder = pathlib.Path("migrations")
+    number = max((int(p.name[:4]) for p in folder.glob("[0-9][0-9][0-9][0-9]_*.sql")), default=0) + 1
+    path = folder / f"{number:04d}_{name}.sql"
+    path.write_text(f"-- {number:04d} {name}: immutable once landed. No BEGIN/COMMIT.\n")
+    print(path)
