@@ -18,6 +18,7 @@ from app.db.migrations import migrate
 from app.logging_config import configure_logging
 from app.routes import register_blueprints
 from app.routes.admin import validation_error_response
+from app.services import wiring
 
 try:
     __version__ = version("hookrunner")
@@ -57,6 +58,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     )
     migrate(database)
     db.init_app(app, database)
+    wiring.init_app(app, database, settings)
 
     middleware.init_app(app)
     auth.init_app(app)

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 def test_gunicorn_serves_json_logs_with_request_ids(tmp_path: Path) -> None:
     with gunicorn_server(tmp_path, env={"ADMIN_TOKEN": "e2e-token-0123456789"}) as server:
-        ok = requests.get(f"{server.base_url}/healthz", headers={"X-Request-ID": "e2e-1"})
+        ok = requests.get(
+            f"{server.base_url}/healthz", headers={"X-Request-ID": "e2e-1"}, timeout=5
+        )
         denied = requests.get(f"{server.base_url}/admin/anything", timeout=5)
     assert ok.status_code == 200
     assert ok.headers["X-Request-ID"] == "e2e-1"
@@ -35,6 +37,8 @@ def test_gunicorn_serves_json_logs_with_request_ids(tmp_path: Path) -> None:
 
 def test_restart_on_same_database_is_a_no_op_migration(tmp_path: Path) -> None:
     with gunicorn_server(tmp_path) as first:
-        version = requests.get(f"{first.base_url}/readyz").json()["schema_version"]
+        version = requests.get(f"{first.base_url}/readyz", timeout=5).json()["schema_version"]
     with gunicorn_server(tmp_path) as second:
-        assert requests.get(f"{second.base_url}/readyz").json()["schema_version"] == version
+        assert (
+            requests.get(f"{second.base_url}/readyz", timeout=5).json()["schema_version"] == version
+        )

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.clock import utc_now_iso
 from app.db.connection import Database
+from app.db.paging import select_page
 
 _CLAIM = (
     "INSERT INTO webhook_dedup_keys"
@@ -63,21 +64,16 @@ def list_for_trigger(
     db: Database, trigger: str | None, *, after: tuple[str, str] | None, limit: int
 ) -> list[dict[str, Any]]:
     """Live keys, newest first; ``after`` is the (created_at, key) of the last row seen."""
-    clauses, params = ["expires_at > ?"], [utc_now_iso()]
-    if trigger is not None:
-        clauses.append("trigger = ?")
-        params.append(trigger)
-    if after is not None:
-        clauses.append("(created_at < ? OR (created_at = ? AND key < ?))")
-        params += [after[0], after[0], after[1]]
-    with db.read() as conn:
-        rows = conn.execute(
-            "SELECT trigger, key, delivery_id, execution_id, created_at, expires_at"
-            f" FROM webhook_dedup_keys WHERE {' AND '.join(clauses)}"
-            " ORDER BY created_at DESC, key DESC LIMIT ?",
-            (*params, limit),
-        ).fetchall()
-    return [dict(row) for row in rows]
+    return select_page(
+        db,
+        table="webhook_dedup_keys",
+        columns="trigger, key, delivery_id, execution_id, created_at, expires_at",
+        time_column="created_at",
+        id_column="key",
+        filters=[("expires_at > ?", utc_now_iso()), ("trigger = ?", trigger)],
+        after=after,
+        limit=limit,
+    )
 
 
 def delete(db: Database, trigger: str, key: str) -> bool:
@@ -87,3 +83,14 @@ def delete(db: Database, trigger: str, key: str) -> bool:
             "DELETE FROM webhook_dedup_keys WHERE trigger = ? AND key = ?", (trigger, key)
         )
     return cursor.rowcount == 1
+
+
+def find_live(db: Database, trigger: str, key: str) -> str | None:
+    """The execution id holding a live claim on ``key``, if any (read only)."""
+    with db.read() as conn:
+        row = conn.execute(
+            "SELECT execution_id FROM webhook_dedup_keys"
+            " WHERE trigger = ? AND key = ? AND expires_at > ?",
+            (trigger, key, utc_now_iso()),
+        ).fetchone()
+    return None if row is None else str(row["execution_id"])

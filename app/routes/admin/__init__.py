@@ -9,7 +9,6 @@ is not JSON at all is 400 ``invalid_json``.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from flask import Response, request
 from flask_openapi3 import OpenAPI
@@ -20,9 +19,9 @@ from app.errors import InvalidJson, error_response
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
-def validation_error_response(error: ValidationError) -> Response:
-    """flask-openapi3 callback: pydantic errors in our envelope, with field paths."""
-    details = [
+def validation_details(error: ValidationError) -> list[dict[str, str]]:
+    """Each pydantic error as ``{"path", "message", "type"}``, never echoing input."""
+    return [
         {
             "path": ".".join(str(part) for part in item["loc"]),
             "message": item["msg"],
@@ -30,7 +29,13 @@ def validation_error_response(error: ValidationError) -> Response:
         }
         for item in error.errors(include_url=False, include_context=False, include_input=False)
     ]
-    return error_response(422, "validation_failed", "The request is invalid.", details=details)
+
+
+def validation_error_response(error: ValidationError) -> Response:
+    """flask-openapi3 callback: pydantic errors in our envelope, with field paths."""
+    return error_response(
+        422, "validation_failed", "The request is invalid.", details=validation_details(error)
+    )
 
 
 def reject_malformed_json() -> None:
@@ -48,9 +53,8 @@ def reject_malformed_json() -> None:
 
 def register_admin(app: OpenAPI) -> None:
     """Register every admin blueprint and the JSON guard."""
+    from app.routes.admin import dedup_keys, deliveries, executions, triggers
+
     app.before_request(reject_malformed_json)
-    for blueprint in ADMIN_BLUEPRINTS:
-        app.register_api(blueprint)
-
-
-ADMIN_BLUEPRINTS: list[Any] = []
+    for module in (triggers, deliveries, executions, dedup_keys):
+        app.register_api(module.bp)

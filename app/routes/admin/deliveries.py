@@ -1,0 +1,106 @@
+"""``/admin/deliveries``: what arrived, what became of it, and replay."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any, Literal
+
+from flask import g
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field
+
+from app.clock import utc_now_iso
+from app.db import deliveries as deliveries_sql
+from app.db import get_db
+from app.errors import TriggerDisabled
+from app.routes.admin import ADMIN_SECURITY
+from app.routes.admin.pagination import TimeRangeQuery, paginate
+from app.services.inbound import InboundRequest
+from app.services.wiring import execution_service, trigger_registry
+
+bp = APIBlueprint(
+    "admin_deliveries",
+    __name__,
+    url_prefix="/admin/deliveries",
+    abp_tags=[Tag(name="deliveries")],
+    abp_security=ADMIN_SECURITY,
+)
+
+
+class DeliveryQuery(TimeRangeQuery):
+    outcome: Literal["accepted", "duplicate", "ignored"] | None = None
+
+
+class DeliveryPath(BaseModel):
+    delivery_id: str = Field(max_length=64)
+
+
+def _body_view(body: bytes) -> dict[str, Any]:
+    try:
+        return {"body": body.decode("utf-8"), "body_encoding": "utf-8"}
+    except UnicodeDecodeError:
+        return {"body": base64.b64encode(body).decode(), "body_encoding": "base64"}
+
+
+@bp.get("", summary="List deliveries (newest first; no headers or bodies)")
+def list_deliveries(query: DeliveryQuery) -> dict[str, Any]:
+    since, until = query.range()
+    return paginate(
+        lambda after, limit: deliveries_sql.list_recent(
+            get_db(),
+            trigger=query.trigger,
+            outcome=query.outcome,
+            since=since,
+            until=until,
+            after=after,
+            limit=limit,
+        ),
+        query,
+        "received_at",
+    )
+
+
+@bp.get("/<delivery_id>", summary="One delivery: headers (credentials redacted), body, outcome")
+def get_delivery(path: DeliveryPath) -> dict[str, Any]:
+    item = deliveries_sql.get(get_db(), path.delivery_id)
+    return item | _body_view(item["body"])
+
+
+@bp.post("/<delivery_id>/replay", summary="Run a stored delivery again (dedup bypassed)")
+def replay_delivery(path: DeliveryPath) -> tuple[dict[str, Any], int]:
+    """A new delivery with ``replay_of`` set, from the stored, already verified request.
+
+    The trigger's current configuration applies (filter included); dedup is
+    bypassed because the operator asked for another run.
+    """
+    started = time.perf_counter()
+    original = deliveries_sql.get(get_db(), path.delivery_id)
+    trigger = trigger_registry().get(original["trigger"])
+    if not trigger.enabled:
+        raise TriggerDisabled()
+    inbound = InboundRequest(
+        method=original["method"],
+        headers=original["headers"],
+        query=original["query"],
+        body=original["body"],
+        content_type=original["content_type"],
+        request_id=g.get("request_id"),
+        received_at=utc_now_iso(),
+        replay_of=original["id"],
+    )
+    result = execution_service().dispatch_webhook_event(
+        trigger, inbound, request_started=started, bypass_dedup=True
+    )
+    payload: dict[str, Any] = {
+        "status": result.status,
+        "delivery_id": result.delivery_id,
+        "execution_id": result.execution_id,
+        "replay_of": original["id"],
+        "request_id": inbound.request_id,
+    }
+    if result.status == "ignored":
+        payload["reason"] = result.reason
+    else:
+        payload["stream_url"] = f"/admin/executions/{result.execution_id}/stream"
+    return payload, 202

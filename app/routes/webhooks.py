@@ -1,0 +1,66 @@
+"""``POST /webhooks/<trigger>``: the ingest path (DESIGN "The request path").
+
+Order matters and is the contract: size limit, trigger lookup, authentication
+over the raw bytes, then :meth:`ExecutionService.dispatch_webhook_event`
+(parse, filter, dedup, record). A request that fails authentication is not
+stored. This route is deliberately a plain Flask view (no model validation):
+it is the hot path.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from app.clock import utc_now_iso
+from app.errors import PayloadTooLarge, TriggerDisabled, TriggerNotFound
+from app.services import signatures
+from app.services.inbound import InboundRequest, query_dict
+from app.services.wiring import execution_service, trigger_registry
+
+bp = Blueprint("webhooks", __name__)
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def _read_body(limit: int) -> bytes:
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+    return request.get_data(cache=False)  # werkzeug enforces MAX_CONTENT_LENGTH on streams
+
+
+@bp.post("/webhooks/<name>")
+def receive(name: str) -> tuple[Response, int]:
+    started = g.get("request_started") or time.perf_counter()
+    body = _read_body(current_app.config["MAX_CONTENT_LENGTH"])
+    if not _NAME.match(name):
+        raise TriggerNotFound()
+    trigger = trigger_registry().get(name)
+    if not trigger.enabled:
+        raise TriggerDisabled()
+    verification = signatures.verify(trigger.auth, request.headers, body)
+    inbound = InboundRequest(
+        method=request.method,
+        headers={key.lower(): value for key, value in request.headers.items()},
+        query=query_dict(list(request.args.items(multi=True))),
+        body=body,
+        content_type=request.content_type,
+        request_id=g.get("request_id"),
+        received_at=utc_now_iso(),
+        verification=verification,
+    )
+    result = execution_service().dispatch_webhook_event(trigger, inbound, request_started=started)
+    payload: dict[str, Any] = {"status": result.status, "delivery_id": result.delivery_id}
+    if result.status == "ignored":
+        payload["reason"] = result.reason
+        return jsonify(payload | {"request_id": inbound.request_id}), 202
+    payload["execution_id"] = result.execution_id
+    payload["request_id"] = inbound.request_id
+    if result.status == "duplicate":
+        return jsonify(payload), 200
+    payload["stream_url"] = f"/admin/executions/{result.execution_id}/stream"
+    return jsonify(payload), 202

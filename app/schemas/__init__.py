@@ -1,0 +1,1 @@
+"""Pydantic models of the admin API's documents (published in /openapi.json)."""

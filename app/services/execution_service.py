@@ -1,0 +1,210 @@
+"""Steps 4-8 of the request path: parse, filter, deduplicate, record, answer.
+
+:meth:`ExecutionService.dispatch_webhook_event` is the single entry point for
+the webhook route, delivery replay and (without writing) the dry run. Its
+write is one short ``BEGIN IMMEDIATE`` transaction that claims the dedup key
+and inserts the delivery and the queued execution together, so a 2xx is only
+ever sent for a webhook that is durably recorded, and two concurrent copies
+cannot both start an execution. Nothing that can yield runs inside it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from jmespath.exceptions import JMESPathError
+
+from app.clock import utc_now_iso
+from app.config import Settings
+from app.db import Database, dedup_keys
+from app.db import deliveries as deliveries_sql
+from app.db import executions as executions_sql
+from app.services import dedup
+from app.services.inbound import InboundRequest, ParsedBody, canonical_json, parse_body
+from app.services.redaction import redact_headers
+from app.services.trigger_registry import CompiledTrigger
+
+_TRACE_LIMIT = 500  # characters of a filter result kept in the trace
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the request path decided before writing anything."""
+
+    body: ParsedBody
+    context: dict[str, Any]
+    filter_trace: dict[str, Any] | None
+    matched: bool
+    dedup: dedup.DedupDecision
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    status: str  # accepted | duplicate | ignored
+    delivery_id: str
+    execution_id: str | None
+    reason: str | None = None
+
+
+def _filter(
+    trigger: CompiledTrigger, context: dict[str, Any]
+) -> tuple[bool, dict[str, Any] | None]:
+    if trigger.filter is None:
+        return True, None
+    trace: dict[str, Any] = {"expression": trigger.document.filter}
+    try:
+        result = trigger.filter.search(context)
+    except JMESPathError as exc:
+        trace.update(matched=False, error=str(exc))
+        return False, trace
+    # JMESPath truthiness: null, false, "", [] and {} are false; 0 is true.
+    matched = not (result is None or result is False or result in ("", [], {}))
+    trace.update(matched=matched, result=canonical_json(result)[:_TRACE_LIMIT])
+    return matched, trace
+
+
+def _stage(request_started: float | None) -> float | None:
+    if request_started is None:
+        return None
+    return round((time.perf_counter() - request_started) * 1000, 3)
+
+
+class ExecutionService:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    def evaluate(self, trigger: CompiledTrigger, request: InboundRequest) -> Evaluation:
+        """Parse, filter and choose the dedup key; raises InvalidJson. Writes nothing."""
+        body = parse_body(
+            request.body, request.content_type, require_json=trigger.document.require_json
+        )
+        context = {"body": body.value, "headers": request.headers, "query": request.query}
+        matched, trace = _filter(trigger, context)
+        decision = dedup.decide(trigger, request, body, context, self.settings)
+        return Evaluation(body, context, trace, matched, decision)
+
+    def dispatch_webhook_event(
+        self,
+        trigger: CompiledTrigger,
+        request: InboundRequest,
+        *,
+        request_started: float | None = None,
+        bypass_dedup: bool = False,
+    ) -> DispatchResult:
+        """Evaluate the request and record its outcome durably (steps 4-8)."""
+        evaluation = self.evaluate(trigger, request)
+        delivery_id = uuid.uuid4().hex
+        report = self._report(trigger, request, evaluation, _stage(request_started))
+        if not evaluation.matched:
+            self._record(trigger, request, delivery_id, "ignored", None, None, report)
+            return DispatchResult("ignored", delivery_id, None, reason="filter_mismatch")
+        execution_id = uuid.uuid4().hex
+        key = None if bypass_dedup else evaluation.dedup.key
+        now = utc_now_iso()
+        with self.db.write() as conn:
+            if key is not None:
+                original = dedup_keys.claim(
+                    conn,
+                    trigger=trigger.name,
+                    key=key,
+                    delivery_id=delivery_id,
+                    execution_id=execution_id,
+                    now=now,
+                    expires_at=utc_now_iso(evaluation.dedup.window_seconds),
+                )
+                if original is not None:
+                    deliveries_sql.insert(
+                        conn,
+                        self._delivery(
+                            trigger, request, delivery_id, "duplicate", key, original, report
+                        ),
+                    )
+                    return DispatchResult("duplicate", delivery_id, original)
+            deliveries_sql.insert(
+                conn,
+                self._delivery(
+                    trigger, request, delivery_id, "accepted", key, execution_id, report
+                ),
+            )
+            executions_sql.insert_queued(
+                conn,
+                execution_id=execution_id,
+                trigger=trigger.name,
+                delivery_id=delivery_id,
+                request_id=request.request_id,
+                created_at=now,
+                report=report,
+            )
+        return DispatchResult("accepted", delivery_id, execution_id)
+
+    def _record(
+        self,
+        trigger: CompiledTrigger,
+        request: InboundRequest,
+        delivery_id: str,
+        outcome: str,
+        key: str | None,
+        execution_id: str | None,
+        report: dict[str, Any],
+    ) -> None:
+        with self.db.write() as conn:
+            deliveries_sql.insert(
+                conn,
+                self._delivery(trigger, request, delivery_id, outcome, key, execution_id, report),
+            )
+
+    @staticmethod
+    def _delivery(
+        trigger: CompiledTrigger,
+        request: InboundRequest,
+        delivery_id: str,
+        outcome: str,
+        key: str | None,
+        execution_id: str | None,
+        report: dict[str, Any],
+    ) -> deliveries_sql.DeliveryRecord:
+        return deliveries_sql.DeliveryRecord(
+            id=delivery_id,
+            trigger=trigger.name,
+            received_at=request.received_at,
+            request_id=request.request_id,
+            outcome=outcome,
+            reason="filter_mismatch" if outcome == "ignored" else None,
+            dedup_key=key,
+            execution_id=execution_id,
+            replay_of=request.replay_of,
+            method=request.method,
+            content_type=request.content_type,
+            query=request.query,
+            headers=redact_headers(request.headers, trigger.credential_headers),
+            body=request.body,
+            report=report,
+        )
+
+    @staticmethod
+    def _report(
+        trigger: CompiledTrigger,
+        request: InboundRequest,
+        evaluation: Evaluation,
+        evaluated_ms: float | None,
+    ) -> dict[str, Any]:
+        verification = request.verification
+        return {
+            "received_at": request.received_at,
+            "evaluated_ms": evaluated_ms,
+            "auth": None
+            if verification is None
+            else {"scheme": verification.scheme, "secret_index": verification.secret_index},
+            "body": {"kind": evaluation.body.kind, "bytes": len(request.body)},
+            "filter": evaluation.filter_trace,
+            "dedup": {
+                "key": evaluation.dedup.key,
+                "source": evaluation.dedup.source,
+                "window_seconds": evaluation.dedup.window_seconds,
+            },
+            "replay_of": request.replay_of,
+        }
