@@ -75,3 +75,45 @@ def db(app: Flask) -> Database:
 @pytest.fixture
 def auth_headers(db: Database) -> dict[str, str]:
     return {"Authorization": f"Bearer {create_token(db, 'tests')}"}
+
+
+GITHUB_SECRET = "It's a Secret to Everybody"
+
+
+def github_headers(body: bytes, delivery: str, secret: str = GITHUB_SECRET) -> dict[str, str]:
+    """Headers GitHub would send for ``body`` (signature per GitHub's documentation)."""
+    import hashlib
+    import hmac
+
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": f"sha256={signature}",
+    }
+
+
+def trigger_document(name: str = "deploy", **fields: Any) -> dict[str, Any]:
+    """A valid GitHub-signed command trigger; ``fields`` replace top-level keys."""
+    document: dict[str, Any] = {
+        "name": name,
+        "auth": {"scheme": "github", "secrets": [GITHUB_SECRET]},
+        "action": {"type": "command", "argv": ["/bin/echo", "{{ body.after }}"]},
+    }
+    document.update(fields)
+    return document
+
+
+@pytest.fixture
+def make_trigger(client: FlaskClient, auth_headers: dict[str, str]) -> Any:
+    """Create a trigger through the API; returns its public view."""
+
+    def factory(name: str = "deploy", **fields: Any) -> dict[str, Any]:
+        response = client.post(
+            "/admin/triggers", json=trigger_document(name, **fields), headers=auth_headers
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()  # type: ignore[no-any-return]
+
+    return factory

@@ -1,0 +1,174 @@
+"""/admin/deliveries and /admin/executions: lists, details, replay, dry run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from app.db import Database
+from tests.conftest import GITHUB_SECRET, github_headers
+
+PUSH = json.dumps({"ref": "refs/heads/main", "after": "abc123"}).encode()
+
+
+def _send(client: FlaskClient, delivery: str) -> dict[str, Any]:
+    response = client.post("/webhooks/deploy", data=PUSH, headers=github_headers(PUSH, delivery))
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def test_lists_have_no_bodies_and_filter_by_outcome(
+    client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
+) -> None:
+    make_trigger()
+    _send(client, "a")
+    _send(client, "a")
+    items = client.get("/admin/deliveries", headers=auth_headers).get_json()["items"]
+    assert [item["outcome"] for item in items] == ["duplicate", "accepted"]
+    assert all("body" not in item and "headers" not in item for item in items)
+    only = client.get("/admin/deliveries?outcome=duplicate", headers=auth_headers).get_json()
+    assert [item["outcome"] for item in only["items"]] == ["duplicate"]
+    bad = client.get("/admin/deliveries?outcome=lost", headers=auth_headers)
+    assert bad.status_code == 422
+
+
+def test_time_range_and_cursor_pagination(
+    client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
+) -> None:
+    make_trigger()
+    ids = [_send(client, f"p-{n}")["delivery_id"] for n in range(5)]
+    seen: list[str] = []
+    url = "/admin/deliveries?limit=2"
+    while url:
+        page = client.get(url, headers=auth_headers).get_json()
+        seen += [item["id"] for item in page["items"]]
+        url = (
+            f"/admin/deliveries?limit=2&cursor={page['next_cursor']}" if page["next_cursor"] else ""
+        )
+    assert seen == list(reversed(ids))
+    future = client.get("/admin/deliveries?since=2999-01-01T00:00:00Z", headers=auth_headers)
+    assert future.get_json()["items"] == []
+    past = client.get("/admin/deliveries?until=2000-01-01T00:00:00Z", headers=auth_headers)
+    assert past.get_json()["items"] == []
+
+
+def test_invalid_cursor_is_400(client: FlaskClient, auth_headers: dict[str, str]) -> None:
+    for cursor in ("garbage!", "e30"):  # not base64 JSON / not a pair
+        response = client.get(f"/admin/executions?cursor={cursor}", headers=auth_headers)
+        assert response.status_code == 400
+        assert response.get_json()["error"]["code"] == "invalid_cursor"
+
+
+def test_unknown_ids_are_404(client: FlaskClient, auth_headers: dict[str, str]) -> None:
+    for path in ("/admin/deliveries/nope", "/admin/executions/nope"):
+        response = client.get(path, headers=auth_headers)
+        assert response.status_code == 404
+        assert response.get_json()["error"]["code"] == "not_found"
+    assert client.post("/admin/deliveries/nope/replay", headers=auth_headers).status_code == 404
+
+
+def test_execution_detail_has_processing_report(
+    client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
+) -> None:
+    make_trigger()
+    accepted = _send(client, "r-1")
+    execution = client.get(
+        f"/admin/executions/{accepted['execution_id']}", headers=auth_headers
+    ).get_json()
+    assert execution["status"] == "queued"
+    assert execution["delivery_id"] == accepted["delivery_id"]
+    report = execution["report"]
+    assert report["auth"] == {"scheme": "github", "secret_index": 0}
+    assert report["dedup"]["source"] == "x-github-delivery"
+    assert report["body"] == {"kind": "json", "bytes": len(PUSH)}
+    listing = client.get("/admin/executions?status=queued&trigger=deploy", headers=auth_headers)
+    assert [item["id"] for item in listing.get_json()["items"]] == [accepted["execution_id"]]
+    assert "report" not in listing.get_json()["items"][0]
+
+
+def test_replay_creates_a_new_execution_bypassing_dedup(
+    client: FlaskClient, db: Database, auth_headers: dict[str, str], make_trigger: Any
+) -> None:
+    make_trigger()
+    original = _send(client, "replay-me")
+    response = client.post(
+        f"/admin/deliveries/{original['delivery_id']}/replay", headers=auth_headers
+    )
+    assert response.status_code == 202
+    replay = response.get_json()
+    assert replay["status"] == "accepted"
+    assert replay["replay_of"] == original["delivery_id"]
+    assert replay["execution_id"] != original["execution_id"]
+    stored = client.get(f"/admin/deliveries/{replay['delivery_id']}", headers=auth_headers)
+    assert stored.get_json()["replay_of"] == original["delivery_id"]
+    # A sender retry is still a duplicate of the original.
+    assert _send(client, "replay-me")["execution_id"] == original["execution_id"]
+
+
+def test_replay_of_a_disabled_trigger_is_409(
+    client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
+) -> None:
+    make_trigger()
+    original = _send(client, "x")
+    client.patch("/admin/triggers/deploy", json={"enabled": False}, headers=auth_headers)
+    response = client.post(
+        f"/admin/deliveries/{original['delivery_id']}/replay", headers=auth_headers
+    )
+    assert response.status_code == 409
+
+
+def test_dry_run_reports_everything_and_writes_nothing(
+    client: FlaskClient, db: Database, auth_headers: dict[str, str], make_trigger: Any
+) -> None:
+    make_trigger(
+        filter="body.ref == 'refs/heads/main'",
+        action={
+            "type": "command",
+            "argv": ["/bin/deploy", "{{ body.after }}", "--token", GITHUB_SECRET],
+        },
+    )
+    sample = {"headers": github_headers(PUSH, "dry-1"), "body": PUSH.decode()}
+    report = client.post(
+        "/admin/triggers/deploy/test", json=sample, headers=auth_headers
+    ).get_json()
+    assert report["auth"] == {"ok": True, "scheme": "github", "secret_index": 0}
+    assert report["filter"]["matched"] is True
+    assert report["dedup"] == {
+        "key": "delivery:dry-1",
+        "source": "x-github-delivery",
+        "window_seconds": 604800,
+        "duplicate_of": None,
+    }
+    assert report["action"]["argv"] == ["/bin/deploy", "abc123", "--token", "[redacted]"]
+    assert report["would"] == "accept"
+    with db.read() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] == 0
+
+
+def test_dry_run_explains_rejections_and_template_errors(
+    client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
+) -> None:
+    make_trigger(action={"type": "command", "argv": ["/bin/echo", "{{ body.missing.field }}"]})
+    unsigned = {"body": {"after": "x"}}
+    report = client.post(
+        "/admin/triggers/deploy/test", json=unsigned, headers=auth_headers
+    ).get_json()
+    assert report["auth"]["ok"] is False
+    assert report["auth"]["error"] == "signature_missing"
+    assert report["would"] == "reject"
+    assert "missing" in report["action"]["error"]
+
+
+def test_dry_run_sees_live_duplicates(
+    client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
+) -> None:
+    make_trigger()
+    original = _send(client, "dup-1")
+    sample = {"headers": github_headers(PUSH, "dup-1"), "body": PUSH.decode()}
+    report = client.post(
+        "/admin/triggers/deploy/test", json=sample, headers=auth_headers
+    ).get_json()
+    assert report["dedup"]["duplicate_of"] == original["execution_id"]
+    assert report["would"] == "duplicate"
