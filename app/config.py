@@ -39,6 +39,9 @@ class Settings:
     execution_pool_size: int = 4
     allow_private_targets: bool = False
     alert_webhook_url: str | None = None
+    breaker_fail_max: int = 5
+    breaker_reset_seconds: float = 60.0
+    execution_lease_seconds: int = 30
     scheduler_enabled: bool = True
     dedup_window_seconds: int = 7 * 24 * 3600
     dedup_payload_window_seconds: int = 10
@@ -135,6 +138,13 @@ def load_settings(
         execution_pool_size=_env_int(env, "EXECUTION_POOL_SIZE", d.execution_pool_size, 1),
         allow_private_targets=_env_bool(env, "ALLOW_PRIVATE_TARGETS", d.allow_private_targets),
         alert_webhook_url=_env_str(env, "ALERT_WEBHOOK_URL", None),
+        breaker_fail_max=_env_int(env, "BREAKER_FAIL_MAX", d.breaker_fail_max, 1),
+        breaker_reset_seconds=_env_float(
+            env, "BREAKER_RESET_SECONDS", d.breaker_reset_seconds, 0.01, 86400.0
+        ),
+        execution_lease_seconds=_env_int(
+            env, "EXECUTION_LEASE_SECONDS", d.execution_lease_seconds, 2
+        ),
         scheduler_enabled=_env_bool(env, "SCHEDULER_ENABLED", d.scheduler_enabled),
         dedup_window_seconds=_env_int(env, "DEDUP_WINDOW_SECONDS", d.dedup_window_seconds, 1),
         dedup_payload_window_seconds=_env_int(

@@ -1,0 +1,1 @@
+"""Runners turn one claimed execution into work: a local command or an HTTP forward."""
