@@ -54,3 +54,34 @@ logconfig_dict = {
         }
     },
 }
+
+
+# --- worker lifecycle hooks (DESIGN rule 4) -------------------------------------------
+# Imports happen inside the hooks: they run in the worker, after gevent patched it.
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """On SIGTERM, also tell the app: streams end and engines stop claiming at once."""
+    import signal
+
+    from app import lifecycle
+
+    def handle_term(signum, frame):  # type: ignore[no-untyped-def]
+        lifecycle.begin_shutdown()
+        worker.handle_exit(signum, frame)
+
+    signal.signal(signal.SIGTERM, handle_term)
+
+
+def worker_int(worker):  # type: ignore[no-untyped-def]
+    """SIGINT/SIGQUIT: stop now; running executions are recorded interrupted."""
+    from app import lifecycle
+
+    lifecycle.drain(graceful_timeout=0, margin=0)
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    """Let running executions finish within what is left of graceful_timeout."""
+    from app import lifecycle
+
+    lifecycle.drain(graceful_timeout=worker.cfg.graceful_timeout)

@@ -43,6 +43,7 @@ class Settings:
     breaker_reset_seconds: float = 60.0
     execution_lease_seconds: int = 30
     scheduler_enabled: bool = True
+    engine_enabled: bool = True
     dedup_window_seconds: int = 7 * 24 * 3600
     dedup_payload_window_seconds: int = 10
 
@@ -146,6 +147,7 @@ def load_settings(
             env, "EXECUTION_LEASE_SECONDS", d.execution_lease_seconds, 2
         ),
         scheduler_enabled=_env_bool(env, "SCHEDULER_ENABLED", d.scheduler_enabled),
+        engine_enabled=_env_bool(env, "ENGINE_ENABLED", d.engine_enabled),
         dedup_window_seconds=_env_int(env, "DEDUP_WINDOW_SECONDS", d.dedup_window_seconds, 1),
         dedup_payload_window_seconds=_env_int(
             env, "DEDUP_PAYLOAD_WINDOW_SECONDS", d.dedup_payload_window_seconds, 1

@@ -119,6 +119,18 @@ class ValidationFailed(AppError):
     message = "The request document is invalid."
 
 
+class TriggerBusy(AppError):
+    """The trigger cannot take more work now (``on_busy: reject`` or a full queue)."""
+
+    status = 429
+    code = "trigger_busy"
+    message = "The trigger is busy; retry later."
+
+    def __init__(self, message: str | None = None, *, code: str, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        self.code = code
+
+
 class ServiceUnavailable(AppError):
     status = 503
     code = "store_unavailable"

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.auth import create_token
 from app.db import Database, get_db
+from app.services.wiring import engine_of
 
 # Environment variables that would leak a developer's settings into tests.
 _ISOLATED_ENV = (
@@ -23,6 +24,8 @@ _ISOLATED_ENV = (
     "SENTRY_DSN",
     "MAX_BODY_BYTES",
     "SCHEDULER_ENABLED",
+    "ENGINE_ENABLED",
+    "EXECUTION_POOL_SIZE",
     "ALLOW_PRIVATE_TARGETS",
 )
 
@@ -44,7 +47,12 @@ def make_app(database_url: str) -> Iterator[Any]:
     apps: list[Flask] = []
 
     def factory(**overrides: Any) -> Flask:
-        settings = {"database_url": database_url, "scheduler_enabled": False, **overrides}
+        settings = {
+            "database_url": database_url,
+            "scheduler_enabled": False,
+            "engine_enabled": False,
+            **overrides,
+        }
         app = create_app(settings)
         app.config["TESTING"] = True
         apps.append(app)
@@ -52,6 +60,9 @@ def make_app(database_url: str) -> Iterator[Any]:
 
     yield factory
     for app in apps:
+        engine = engine_of(app)
+        if engine is not None:
+            engine.shutdown(grace_seconds=10)
         with app.app_context():
             get_db().close()
 

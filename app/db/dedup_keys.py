@@ -94,3 +94,11 @@ def find_live(db: Database, trigger: str, key: str) -> str | None:
             (trigger, key, utc_now_iso()),
         ).fetchone()
     return None if row is None else str(row["execution_id"])
+
+
+def release(conn: sqlite3.Connection, trigger: str, key: str, execution_id: str) -> None:
+    """Undo this transaction's own claim (work that was refused must not hold the key)."""
+    conn.execute(
+        "DELETE FROM webhook_dedup_keys WHERE trigger = ? AND key = ? AND execution_id = ?",
+        (trigger, key, execution_id),
+    )

@@ -37,8 +37,8 @@ def insert_queued(
     """Queue an execution inside the caller's write transaction."""
     conn.execute(
         "INSERT INTO executions (id, trigger, delivery_id, request_id, status, attempt,"
-        " retry_of, rerun_of, created_at, run_after, report)"
-        " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+        " retry_of, rerun_of, created_at, run_after, report, status_changed_at)"
+        " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
         (
             execution_id,
             trigger,
@@ -50,6 +50,7 @@ def insert_queued(
             created_at,
             run_after,
             json.dumps(report),
+            created_at,
         ),
     )
 

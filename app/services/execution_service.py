@@ -10,10 +10,11 @@ cannot both start an execution. Nothing that can yield runs inside it.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jmespath.exceptions import JMESPathError
 
@@ -21,13 +22,20 @@ from app.clock import utc_now_iso
 from app.config import Settings
 from app.db import Database, dedup_keys
 from app.db import deliveries as deliveries_sql
+from app.db import execution_queue as queue
 from app.db import executions as executions_sql
+from app.errors import TriggerBusy
 from app.services import dedup
 from app.services.inbound import InboundRequest, ParsedBody, canonical_json, parse_body
+from app.services.notifier import ALL, notifier
 from app.services.redaction import redact_headers
 from app.services.trigger_registry import CompiledTrigger
 
+if TYPE_CHECKING:
+    from app.services.engine import Engine
+
 _TRACE_LIMIT = 500  # characters of a filter result kept in the trace
+BUSY_RETRY_AFTER_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,25 @@ def _filter(
     return matched, trace
 
 
+def _admission(conn: sqlite3.Connection, trigger: CompiledTrigger) -> TriggerBusy | None:
+    """Whether the trigger takes another execution now (inside the ingest transaction)."""
+    policy = trigger.document.concurrency
+    running, queued = queue.count_active(conn, trigger.name)
+    if policy.on_busy == "reject" and running + queued >= policy.max:
+        return TriggerBusy(
+            f"{running} of {policy.max} allowed executions are running",
+            code="trigger_busy",
+            retry_after=BUSY_RETRY_AFTER_SECONDS,
+        )
+    if policy.on_busy == "queue" and queued >= policy.queue_max:
+        return TriggerBusy(
+            f"the queue holds {queued} executions (queue_max {policy.queue_max})",
+            code="queue_full",
+            retry_after=BUSY_RETRY_AFTER_SECONDS,
+        )
+    return None
+
+
 def _stage(request_started: float | None) -> float | None:
     if request_started is None:
         return None
@@ -73,9 +100,10 @@ def _stage(request_started: float | None) -> float | None:
 
 
 class ExecutionService:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, engine: Engine | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.engine = engine
 
     def evaluate(self, trigger: CompiledTrigger, request: InboundRequest) -> Evaluation:
         """Parse, filter and choose the dedup key; raises InvalidJson. Writes nothing."""
@@ -105,6 +133,8 @@ class ExecutionService:
         execution_id = uuid.uuid4().hex
         key = None if bypass_dedup else evaluation.dedup.key
         now = utc_now_iso()
+        busy: TriggerBusy | None = None
+        superseded: list[str] = []
         with self.db.write() as conn:
             if key is not None:
                 original = dedup_keys.claim(
@@ -117,29 +147,66 @@ class ExecutionService:
                     expires_at=utc_now_iso(evaluation.dedup.window_seconds),
                 )
                 if original is not None:
-                    deliveries_sql.insert(
-                        conn,
-                        self._delivery(
-                            trigger, request, delivery_id, "duplicate", key, original, report
-                        ),
+                    record = self._delivery(
+                        trigger, request, delivery_id, "duplicate", key, original, report
                     )
+                    deliveries_sql.insert(conn, record)
                     return DispatchResult("duplicate", delivery_id, original)
-            deliveries_sql.insert(
-                conn,
-                self._delivery(
+            busy = _admission(conn, trigger)
+            if busy is not None:
+                # Refused work must not hold the key: the sender's retry has to run.
+                if key is not None:
+                    dedup_keys.release(conn, trigger.name, key, execution_id)
+                report["rejected"] = busy.code
+                record = self._delivery(
+                    trigger, request, delivery_id, "rejected", None, None, report
+                )
+                deliveries_sql.insert(conn, record)
+            else:
+                if trigger.document.concurrency.on_busy == "replace":
+                    superseded = queue.supersede(conn, trigger.name, now)
+                record = self._delivery(
                     trigger, request, delivery_id, "accepted", key, execution_id, report
-                ),
-            )
+                )
+                deliveries_sql.insert(conn, record)
+                executions_sql.insert_queued(
+                    conn,
+                    execution_id=execution_id,
+                    trigger=trigger.name,
+                    delivery_id=delivery_id,
+                    request_id=request.request_id,
+                    created_at=now,
+                    report=report,
+                )
+        if busy is not None:
+            raise busy
+        self._after_commit(superseded)
+        return DispatchResult("accepted", delivery_id, execution_id)
+
+    def rerun(self, execution_id: str, request_id: str | None) -> str:
+        """Queue a new execution of the same delivery (``rerun_of`` recorded)."""
+        original = executions_sql.get(self.db, execution_id)
+        new_id = uuid.uuid4().hex
+        with self.db.write() as conn:
             executions_sql.insert_queued(
                 conn,
-                execution_id=execution_id,
-                trigger=trigger.name,
-                delivery_id=delivery_id,
-                request_id=request.request_id,
-                created_at=now,
-                report=report,
+                execution_id=new_id,
+                trigger=original["trigger"],
+                delivery_id=original["delivery_id"],
+                request_id=request_id,
+                created_at=utc_now_iso(),
+                report={"rerun_of": execution_id},
+                rerun_of=execution_id,
             )
-        return DispatchResult("accepted", delivery_id, execution_id)
+        self._after_commit([])
+        return new_id
+
+    def _after_commit(self, superseded: list[str]) -> None:
+        notifier.notify(ALL)
+        if self.engine is not None:
+            for running_id in superseded:
+                self.engine.cancel_local(running_id)
+            self.engine.wake()
 
     def _record(
         self,
@@ -173,7 +240,7 @@ class ExecutionService:
             received_at=request.received_at,
             request_id=request.request_id,
             outcome=outcome,
-            reason="filter_mismatch" if outcome == "ignored" else None,
+            reason=report.get("rejected") or ("filter_mismatch" if outcome == "ignored" else None),
             dedup_key=key,
             execution_id=execution_id,
             replay_of=request.replay_of,

@@ -9,6 +9,7 @@ masked in anything shown to people (:func:`mask_secrets`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from app.schemas.triggers import CommandAction, HttpAction, TriggerDocument
@@ -28,12 +29,18 @@ def template_context(
     }
 
 
-def render_command(action: CommandAction, context: dict[str, Any]) -> dict[str, Any]:
-    """``{"argv": [...], "env": {...}}``; raises TemplateRenderError."""
-    return {
-        "argv": [render(item, context) for item in action.argv],
-        "env": {name: render(value, context) for name, value in action.env.items()},
-    }
+@dataclass(frozen=True)
+class RenderedCommand:
+    argv: list[str]
+    env: dict[str, str]
+
+
+def render_command(action: CommandAction, context: dict[str, Any]) -> RenderedCommand:
+    """The argv list and extra environment; raises TemplateRenderError."""
+    return RenderedCommand(
+        argv=[render(item, context) for item in action.argv],
+        env={name: render(value, context) for name, value in action.env.items()},
+    )
 
 
 def render_http(action: HttpAction, context: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +55,7 @@ def render_http(action: HttpAction, context: dict[str, Any]) -> dict[str, Any]:
 
 def render_action(document: TriggerDocument, context: dict[str, Any]) -> dict[str, Any]:
     if isinstance(document.action, CommandAction):
-        return {"type": "command", **render_command(document.action, context)}
+        return {"type": "command", **asdict(render_command(document.action, context))}
     return {"type": "http", **render_http(document.action, context)}
 
 

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
+from app import lifecycle
 from app.config import Settings
 from app.db import Database
+from app.services.engine import Engine
 from app.services.execution_service import ExecutionService
 from app.services.trigger_registry import TriggerRegistry
 
 _REGISTRY = "hookrunner.triggers"
 _EXECUTIONS = "hookrunner.executions"
+_ENGINE = "hookrunner.engine"
 
 
 def init_app(app: Flask, db: Database, settings: Settings) -> None:
-    app.extensions[_REGISTRY] = TriggerRegistry(db)
-    app.extensions[_EXECUTIONS] = ExecutionService(db, settings)
+    """Build the registry, the engine (when enabled) and the execution service."""
+    registry = TriggerRegistry(db)
+    engine = Engine(db, settings, registry) if settings.engine_enabled else None
+    app.extensions[_REGISTRY] = registry
+    app.extensions[_ENGINE] = engine
+    app.extensions[_EXECUTIONS] = ExecutionService(db, settings, engine)
+    if engine is not None:
+        lifecycle.register(engine)
+        engine.start()
 
 
 def trigger_registry() -> TriggerRegistry:
@@ -26,3 +36,8 @@ def trigger_registry() -> TriggerRegistry:
 def execution_service() -> ExecutionService:
     service: ExecutionService = current_app.extensions[_EXECUTIONS]
     return service
+
+
+def engine_of(app: Flask) -> Engine | None:
+    engine: Engine | None = app.extensions[_ENGINE]
+    return engine

@@ -58,3 +58,4 @@ def register_admin(app: OpenAPI) -> None:
     app.before_request(reject_malformed_json)
     for module in (triggers, deliveries, executions, dedup_keys):
         app.register_api(module.bp)
+    app.register_api(executions.feed)

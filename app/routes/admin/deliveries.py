@@ -29,7 +29,7 @@ bp = APIBlueprint(
 
 
 class DeliveryQuery(TimeRangeQuery):
-    outcome: Literal["accepted", "duplicate", "ignored"] | None = None
+    outcome: Literal["accepted", "duplicate", "ignored", "rejected"] | None = None
 
 
 class DeliveryPath(BaseModel):

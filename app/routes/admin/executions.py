@@ -1,16 +1,23 @@
-"""``/admin/executions``: list and inspect executions (no logs in lists)."""
+"""``/admin/executions``: list, inspect, follow, cancel and re-run executions."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
+from flask import Response, g, request, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
+from app.db import execution_logs, get_db
+from app.db import execution_queue as queue
 from app.db import executions as executions_sql
-from app.db import get_db
+from app.errors import NotFound
 from app.routes.admin import ADMIN_SECURITY
 from app.routes.admin.pagination import TimeRangeQuery, paginate
+from app.services.notifier import ALL, notifier
+from app.services.streams import execution_stream, status_feed
+from app.services.wiring import execution_service
 
 bp = APIBlueprint(
     "admin_executions",
@@ -54,3 +61,85 @@ def list_executions(query: ExecutionQuery) -> dict[str, Any]:
 @bp.get("/<execution_id>", summary="One execution with its processing report")
 def get_execution(path: ExecutionPath) -> dict[str, Any]:
     return executions_sql.get(get_db(), path.execution_id)
+
+
+class LogQuery(BaseModel):
+    after: int = Field(0, ge=0, description="Only lines with a greater seq")
+    limit: int = Field(1000, ge=1, le=5000)
+
+
+class StreamQuery(BaseModel):
+    after: int | None = Field(None, ge=0, description="Resume after this seq (or Last-Event-ID)")
+
+
+def _event_stream(events: Iterator[str]) -> Response:
+    return Response(
+        stream_with_context(events),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@bp.get("/<execution_id>/logs", summary="Output lines after a seq, in order")
+def get_logs(path: ExecutionPath, query: LogQuery) -> dict[str, Any]:
+    db = get_db()
+    status = queue.status_of(db, path.execution_id)
+    if status is None:
+        raise NotFound(f"no execution with id {path.execution_id!r}")
+    lines = execution_logs.after(db, path.execution_id, query.after, query.limit)
+    return {
+        "status": status,
+        "items": lines,
+        "last_seq": lines[-1]["seq"] if lines else query.after,
+    }
+
+
+@bp.get("/<execution_id>/stream", summary="Live output over Server-Sent Events")
+def stream(path: ExecutionPath, query: StreamQuery) -> Response:
+    db = get_db()
+    if queue.status_of(db, path.execution_id) is None:
+        raise NotFound(f"no execution with id {path.execution_id!r}")
+    last_event_id = request.headers.get("Last-Event-ID", "")
+    after = (
+        query.after
+        if query.after is not None
+        else (int(last_event_id) if last_event_id.isdigit() else 0)
+    )
+    return _event_stream(execution_stream(db, path.execution_id, after))
+
+
+@bp.post(
+    "/<execution_id>/cancel", summary="Cancel a queued or running execution", responses={202: None}
+)
+def cancel(path: ExecutionPath) -> tuple[dict[str, Any], int]:
+    previous = queue.request_cancel(get_db(), path.execution_id)
+    engine = execution_service().engine
+    if previous == "running" and engine is not None:
+        engine.cancel_local(path.execution_id)
+    notifier.notify(ALL)
+    state = "cancelled" if previous == "queued" else "cancelling"
+    return {"id": path.execution_id, "status": state}, 202
+
+
+@bp.post("/<execution_id>/rerun", summary="Run the same delivery again", responses={202: None})
+def rerun(path: ExecutionPath) -> tuple[dict[str, Any], int]:
+    new_id = execution_service().rerun(path.execution_id, g.get("request_id"))
+    return {
+        "execution_id": new_id,
+        "rerun_of": path.execution_id,
+        "stream_url": f"/admin/executions/{new_id}/stream",
+    }, 202
+
+
+feed = APIBlueprint(
+    "admin_stream",
+    __name__,
+    url_prefix="/admin/stream",
+    abp_tags=[Tag(name="executions")],
+    abp_security=ADMIN_SECURITY,
+)
+
+
+@feed.get("", summary="Live feed of every execution's status changes (SSE)")
+def status_stream() -> Response:
+    return _event_stream(status_feed(get_db(), request.headers.get("Last-Event-ID")))
