@@ -128,3 +128,29 @@ def make_trigger(client: FlaskClient, auth_headers: dict[str, str]) -> Any:
         return response.get_json()  # type: ignore[no-any-return]
 
     return factory
+
+
+def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.02) -> Any:
+    """Poll until ``predicate()`` is truthy and return it; fail after ``timeout`` seconds.
+
+    A bound on waiting, not a timing assertion: the value is what tests check.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def engine_app(make_app: Any) -> Flask:
+    """An app whose execution engine runs (threads here, greenlets under Gunicorn)."""
+    return make_app(engine_enabled=True, admin_token="engine-test-token-0123456789")  # type: ignore[no-any-return]
+
+
+ENGINE_AUTH = {"Authorization": "Bearer engine-test-token-0123456789"}

@@ -29,6 +29,11 @@ class Server:
         self.base_url = base_url
         self.log_path = log_path
 
+    def kill_hard(self) -> None:
+        """SIGKILL the master and its workers at once, as a crash or OOM kill would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
 
@@ -61,6 +66,7 @@ def gunicorn_server(
         "GUNICORN_WORKERS": str(workers),
         "LOG_FORMAT": "json",
         "SCHEDULER_ENABLED": "0",
+        "GUNICORN_GRACEFUL_TIMEOUT": "10",
         **(env or {}),
     }
     with log_path.open("wb") as log_file:
@@ -70,6 +76,7 @@ def gunicorn_server(
             env=full_env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -58,7 +58,7 @@ def spawn(target: Callable[[], None]) -> threading.Thread:
 @dataclass
 class _Running:
     ctx: RunContext
-    thread: threading.Thread | None = None
+    thread: threading.Thread | None = None  # set before it is registered
     interrupted: bool = False
 
 
@@ -164,10 +164,15 @@ class Engine:
         max_running = trigger.document.concurrency.max
         if not queue.claim(self.db, execution_id, trigger_name, self.owner, max_running):
             return False
-        ctx_holder = _Running(ctx=self._placeholder_ctx(execution_id, trigger_name))
-        with self._lock:
-            self._running[execution_id] = ctx_holder
-        ctx_holder.thread = spawn(lambda: self._execute(execution_id, trigger, ctx_holder))
+        holder = _Running(ctx=self._placeholder_ctx(execution_id, trigger_name))
+        holder.thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(lambda: self._execute(execution_id, trigger, holder),),
+            daemon=True,
+        )
+        with self._lock:  # registered and started together: shutdown sees a live thread
+            self._running[execution_id] = holder
+            holder.thread.start()
         return True
 
     def _fail_orphan(self, execution_id: str, trigger_name: str) -> None:

@@ -48,13 +48,22 @@ def owner_is_gone(owner: str | None) -> bool:
     pid_text = rest.partition(":")[0]
     if host != HOSTNAME or not pid_text.isdigit():
         return False
+    return not _process_alive(int(pid_text))
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (killed, not yet reaped by its parent) does not."""
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:  # no /proc: trust kill(0)
+        return True
 
 
 def _expired(row: dict[str, Any], lease_seconds: int) -> bool:

@@ -1,0 +1,211 @@
+"""Guarded outbound HTTP: the only way Hookrunner talks to other servers.
+
+Contract:
+
+* **Refused destinations.** Unless ``allow_private`` is set, a request whose
+  connected peer is not a global address (loopback, private, link-local,
+  unspecified, multicast, reserved, shared, documentation ranges; IPv4-mapped
+  IPv6 is judged by its IPv4 address) fails with :class:`PrivateAddressRefused`
+  before a single byte is sent. The check runs on ``getpeername()`` of the
+  socket right after the TCP connect (and before TLS), so DNS tricks such as
+  rebinding cannot route around it: what counts is where we actually are
+  connected, not what a name resolved to earlier. A literal non-global IP in
+  the URL is refused before connecting at all. This keeps webhook senders from
+  using forwards to reach services inside the operator's network (SSRF).
+* **No redirects, no retries**: a 3xx is returned as is; the caller decides.
+* **Bounded**: ``timeout`` bounds connect and each read, and the body read stops
+  once the deadline passes; at most ``max_response_bytes`` of the body are kept
+  (``truncated`` says more was there) and a partly read connection is closed
+  rather than reused.
+* Nothing here logs: URLs, headers and bodies may carry secrets.
+
+One ``PoolManager`` per ``allow_private`` flag per process (:func:`pool_manager`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
+from urllib3.util import Timeout, parse_url
+
+_CHUNK = 64 * 1024
+
+
+class PrivateAddressRefused(Exception):
+    """The destination is not a global address and private targets are not allowed."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(f"{host} is {address}, which is not a global address")
+        self.host = host
+        self.address = address
+
+
+class ResponseTimeout(Urllib3TimeoutError):
+    """The response body was still arriving when the total timeout ran out."""
+
+
+def is_global_address(address: str) -> bool:
+    """True for a public unicast address (IPv4-mapped IPv6 judged as IPv4)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _check_peer(sock: socket.socket, host: str, allow_private: bool) -> socket.socket:
+    if allow_private:
+        return sock
+    try:
+        address = str(sock.getpeername()[0])
+        allowed = is_global_address(address)
+    except (OSError, ValueError):
+        address, allowed = "an unknown address", False
+    if not allowed:
+        sock.close()
+        raise PrivateAddressRefused(host, address)
+    return sock
+
+
+class GuardedHTTPConnection(HTTPConnection):
+    """An HTTP connection that refuses non-global peers unless ``allow_private``."""
+
+    def __init__(self, *args: Any, allow_private: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.allow_private = allow_private
+
+    def _new_conn(self) -> socket.socket:
+        # _new_conn is the TCP connect step of both connect() implementations.
+        return _check_peer(super()._new_conn(), self.host, self.allow_private)
+
+
+class GuardedHTTPSConnection(HTTPSConnection):
+    """The TLS variant; the peer is checked before the handshake starts."""
+
+    def __init__(self, *args: Any, allow_private: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.allow_private = allow_private
+
+    def _new_conn(self) -> socket.socket:
+        return _check_peer(super()._new_conn(), self.host, self.allow_private)
+
+
+class GuardedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = GuardedHTTPConnection
+
+
+class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = GuardedHTTPSConnection
+
+
+class GuardedPoolManager(urllib3.PoolManager):
+    """A PoolManager whose pools hand ``allow_private`` to every new connection."""
+
+    def __init__(self, *, allow_private: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.allow_private = allow_private
+        self.pool_classes_by_scheme = {
+            "http": GuardedHTTPConnectionPool,
+            "https": GuardedHTTPSConnectionPool,
+        }
+
+    def _new_pool(
+        self, scheme: str, host: str, port: int, request_context: dict[str, Any] | None = None
+    ) -> HTTPConnectionPool:
+        context = dict(self.connection_pool_kw if request_context is None else request_context)
+        context["allow_private"] = self.allow_private  # becomes a connection keyword
+        return super()._new_pool(scheme, host, port, context)
+
+
+_managers: dict[bool, GuardedPoolManager] = {}
+_managers_lock = threading.Lock()
+
+
+def pool_manager(allow_private: bool) -> GuardedPoolManager:
+    """The process-wide manager for this flag (created on first use)."""
+    with _managers_lock:
+        manager = _managers.get(allow_private)
+        if manager is None:
+            manager = GuardedPoolManager(allow_private=allow_private, num_pools=64, maxsize=10)
+            _managers[allow_private] = manager
+        return manager
+
+
+def clear_pools() -> None:
+    """Close every pooled connection (tests, shutdown)."""
+    with _managers_lock:
+        for manager in _managers.values():
+            manager.clear()
+
+
+@dataclass(frozen=True)
+class OutboundResponse:
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    body: bytes  # at most max_response_bytes
+    truncated: bool
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    timeout: float,
+    max_response_bytes: int,
+    allow_private: bool,
+) -> OutboundResponse:
+    """Send one request; raises urllib3 errors, PrivateAddressRefused or ResponseTimeout."""
+    host = parse_url(url).host or ""
+    if not allow_private:
+        try:
+            literal = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            literal = None
+        if literal is not None and not is_global_address(str(literal)):
+            raise PrivateAddressRefused(host, host.strip("[]"))
+    deadline = time.monotonic() + timeout
+    response = pool_manager(allow_private).request(
+        method,
+        url,
+        headers=headers,
+        body=body,
+        timeout=Timeout(total=timeout),
+        retries=False,
+        redirect=False,
+        preload_content=False,
+    )
+    chunks: list[bytes] = []
+    size = 0
+    complete = False
+    try:
+        while size <= max_response_bytes:
+            if time.monotonic() > deadline:
+                raise ResponseTimeout(f"response body not complete after {timeout:g} s")
+            chunk = response.read(min(_CHUNK, max_response_bytes + 1 - size))
+            if not chunk:
+                complete = True
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        if not complete:
+            response.close()  # unread data: the connection must not be reused
+        response.release_conn()
+    data = b"".join(chunks)
+    return OutboundResponse(
+        status=response.status,
+        headers={name.lower(): value for name, value in response.headers.items()},
+        body=data[:max_response_bytes],
+        truncated=len(data) > max_response_bytes,
+    )

@@ -1,0 +1,158 @@
+"""Crash safety: leases, the reaper, durable retry schedules, graceful shutdown."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+from flask import Flask
+
+from app.clock import utc_now_iso
+from app.db import Database, get_db
+from app.services import leases
+from app.services.wiring import engine_of, trigger_registry
+from tests.conftest import ENGINE_AUTH, wait_for
+
+SLEEPER = {"type": "command", "argv": ["/bin/sh", "-c", "echo started; sleep 300"]}
+
+
+def _create(app: Flask, name: str, action: dict[str, Any], **fields: Any) -> None:
+    document = {
+        "name": name,
+        "auth": {"scheme": "none"},
+        "dedup": {"key": "none"},
+        "action": action,
+    }
+    response = app.test_client().post(
+        "/admin/triggers", json={**document, **fields}, headers=ENGINE_AUTH
+    )
+    assert response.status_code == 201, response.get_json()
+
+
+def _rows(db: Database, trigger: str) -> list[dict[str, Any]]:
+    with db.read() as conn:
+        rows = conn.execute(
+            "SELECT id, status, attempt, retry_of, run_after, owner, error FROM executions"
+            " WHERE trigger = ? ORDER BY attempt",
+            (trigger,),
+        ).fetchall()
+    return [dict(row) for row in rows]
+
+
+def _dead_owner() -> str:
+    process = subprocess.Popen(["/bin/true"])
+    process.wait()
+    return f"{leases.HOSTNAME}:{process.pid}:deadbeef"
+
+
+def _force_running(db: Database, trigger: str, owner: str, heartbeat_at: str) -> None:
+    with db.write() as conn:
+        conn.execute(
+            "UPDATE executions SET status = 'running', owner = ?, heartbeat_at = ?,"
+            " started_at = ? WHERE trigger = ?",
+            (owner, heartbeat_at, heartbeat_at, trigger),
+        )
+
+
+def _reap(app: Flask) -> int:
+    with app.app_context():
+        return leases.reap(
+            get_db(), trigger_registry(), app.config["SETTINGS"], "reaper-under-test"
+        )
+
+
+def test_execution_of_a_dead_worker_becomes_interrupted(make_app: Any) -> None:
+    app = make_app(admin_token="engine-test-token-0123456789")  # engine off: nothing claims
+    _create(app, "orphan", SLEEPER)
+    app.test_client().post("/webhooks/orphan", json={})
+    db = app.extensions["hookrunner.db"]
+    _force_running(db, "orphan", _dead_owner(), utc_now_iso())
+    assert _reap(app) == 1
+    (row,) = _rows(db, "orphan")
+    assert row["status"] == "interrupted"
+    assert "stopped without finishing" in row["error"]
+
+
+def test_expired_lease_is_reaped_and_retried_when_policy_allows(make_app: Any) -> None:
+    app = make_app(admin_token="engine-test-token-0123456789")
+    _create(app, "again", SLEEPER, retry={"max_attempts": 2, "backoff_seconds": 60})
+    app.test_client().post("/webhooks/again", json={})
+    db = app.extensions["hookrunner.db"]
+    # A live-looking owner on another host whose heartbeat stopped long ago.
+    _force_running(db, "again", "other-host:1:cafe", utc_now_iso(-3600))
+    assert _reap(app) == 1
+    first, retry = _rows(db, "again")
+    assert first["status"] == "interrupted"
+    assert retry["status"] == "queued"
+    assert retry["attempt"] == 2
+    assert retry["retry_of"] == first["id"]
+    assert retry["run_after"] > utc_now_iso(25)
+
+
+def test_live_lease_is_left_alone(make_app: Any) -> None:
+    app = make_app(admin_token="engine-test-token-0123456789")
+    _create(app, "busy", SLEEPER)
+    app.test_client().post("/webhooks/busy", json={})
+    db = app.extensions["hookrunner.db"]
+    _force_running(db, "busy", "other-host:1:cafe", utc_now_iso())
+    assert _reap(app) == 0
+    assert _rows(db, "busy")[0]["status"] == "running"
+
+
+def test_retry_schedule_survives_a_restart(make_app: Any) -> None:
+    first_app = make_app(engine_enabled=True, admin_token="engine-test-token-0123456789")
+    _create(
+        first_app,
+        "later",
+        {"type": "command", "argv": ["/bin/sh", "-c", "exit 1"]},
+        retry={"max_attempts": 2, "backoff_seconds": 3600, "max_backoff_seconds": 3600},
+    )
+    first_app.test_client().post("/webhooks/later", json={})
+    db = first_app.extensions["hookrunner.db"]
+    wait_for(lambda: len(_rows(db, "later")) == 2)
+    engine = engine_of(first_app)
+    assert engine is not None
+    engine.shutdown(grace_seconds=5)  # the process "restarts"
+
+    second_app = make_app(engine_enabled=True, admin_token="engine-test-token-0123456789")
+    second_db = second_app.extensions["hookrunner.db"]
+    failed, scheduled = _rows(second_db, "later")
+    assert (failed["status"], scheduled["status"]) == ("failed", "queued")
+    assert scheduled["run_after"] > utc_now_iso(1700)  # backoff 3600 s with jitter
+    # When its time comes, the new process runs it.
+    with second_db.write() as conn:
+        conn.execute(
+            "UPDATE executions SET run_after = ? WHERE id = ?", (utc_now_iso(-1), scheduled["id"])
+        )
+    engine_of(second_app).wake()  # type: ignore[union-attr]
+    wait_for(lambda: _rows(second_db, "later")[1]["status"] == "failed")
+
+
+def test_graceful_shutdown_interrupts_what_does_not_finish(make_app: Any) -> None:
+    app = make_app(engine_enabled=True, admin_token="engine-test-token-0123456789")
+    _create(app, "stuck", SLEEPER)
+    client = app.test_client()
+    execution_id = client.post("/webhooks/stuck", json={}).get_json()["execution_id"]
+    db = app.extensions["hookrunner.db"]
+    wait_for(lambda: _rows(db, "stuck")[0]["status"] == "running")
+    engine = engine_of(app)
+    assert engine is not None
+    engine.shutdown(grace_seconds=0.2)
+    (row,) = _rows(db, "stuck")
+    assert row["id"] == execution_id
+    assert row["status"] == "interrupted"
+    assert row["error"] == "interrupted by worker shutdown"
+
+
+def test_graceful_shutdown_lets_short_work_finish(make_app: Any) -> None:
+    app = make_app(engine_enabled=True, admin_token="engine-test-token-0123456789")
+    _create(
+        app,
+        "quick",
+        {"type": "command", "argv": ["/bin/sh", "-c", "echo started; sleep 0.5; echo done"]},
+    )
+    app.test_client().post("/webhooks/quick", json={})
+    db = app.extensions["hookrunner.db"]
+    wait_for(lambda: _rows(db, "quick")[0]["status"] == "running")
+    engine_of(app).shutdown(grace_seconds=20)  # type: ignore[union-attr]
+    assert _rows(db, "quick")[0]["status"] == "succeeded"
