@@ -65,5 +65,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     errors.init_app(app)
     register_blueprints(app)
     if settings.scheduler_enabled:
-        scheduler.init_app(app)
+        scheduler.init_app(app, scheduler.JobContext(database, settings, wiring.registry_of(app)))
     return app

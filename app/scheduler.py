@@ -23,8 +23,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
-from app.db import Database, dedup_keys, get_db
+from app.config import Settings
+from app.db import Database, dedup_keys
 from app.db.scheduler_leases import try_claim
+from app.services import leases
+from app.services.trigger_registry import TriggerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +36,38 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
+class JobContext:
+    """What job bodies may use."""
+
+    db: Database
+    settings: Settings
+    registry: TriggerRegistry
+
+
+@dataclass(frozen=True)
 class Job:
     name: str
     interval_seconds: int
-    run: Callable[[Database], object]
+    run: Callable[[JobContext], object]
 
 
-JOBS: tuple[Job, ...] = (Job("dedup_cleanup", 60, dedup_keys.delete_expired),)
+def _reap_leases(ctx: JobContext) -> int:
+    return leases.reap(ctx.db, ctx.registry, ctx.settings, self_owner="scheduler")
 
 
-def run_elected(db: Database, job: Job, owner: str = OWNER) -> bool:
+JOBS: tuple[Job, ...] = (
+    Job("dedup_cleanup", 60, lambda ctx: dedup_keys.delete_expired(ctx.db)),
+    Job("lease_reaper", 60, _reap_leases),
+)
+
+
+def run_elected(ctx: JobContext, job: Job, owner: str = OWNER) -> bool:
     """Run ``job`` if this process wins its lease for this interval; never raises."""
     try:
         # Lease slightly shorter than the interval so the next tick can claim it.
-        if not try_claim(db, job.name, owner, job.interval_seconds * 0.9):
+        if not try_claim(ctx.db, job.name, owner, job.interval_seconds * 0.9):
             return False
-        result = job.run(db)
+        result = job.run(ctx)
         log.info("scheduled job ran", extra={"job": job.name, "result": result})
         return True
     except Exception:
@@ -57,10 +76,8 @@ def run_elected(db: Database, job: Job, owner: str = OWNER) -> bool:
 
 
 def _new_scheduler() -> BaseScheduler:
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a hard dependency
-        return BackgroundScheduler(daemon=True)
+    from gevent import monkey
+
     if monkey.is_module_patched("threading"):
         from apscheduler.schedulers.gevent import GeventScheduler
 
@@ -68,16 +85,14 @@ def _new_scheduler() -> BaseScheduler:
     return BackgroundScheduler(daemon=True)
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, ctx: JobContext) -> None:
     """Start this process's scheduler with every job of :data:`JOBS`."""
-    with app.app_context():
-        db = get_db()
     scheduler = _new_scheduler()
     for job in JOBS:
         scheduler.add_job(
             run_elected,
             "interval",
-            args=(db, job),
+            args=(ctx, job),
             seconds=job.interval_seconds,
             id=job.name,
             max_instances=1,

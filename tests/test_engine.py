@@ -324,3 +324,35 @@ def test_failed_execution_is_retried_with_a_link_to_the_first(client: FlaskClien
     assert by_attempt[1]["id"] == first
     assert by_attempt[2]["retry_of"] == first
     assert by_attempt[3]["retry_of"] == first
+
+
+def test_status_feed_reports_every_transition(engine_app: Flask) -> None:
+    client = engine_app.test_client()
+    _trigger(client, "watched", _command("/bin/echo", "hi"))
+    response = client.get("/admin/stream", headers=ENGINE_AUTH, buffered=False)
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    chunks = iter(response.response)
+    assert next(chunks).startswith(b"retry:")  # the feed now knows where it starts
+    execution_id = _send(client, "watched").get_json()["execution_id"]
+    seen: list[str] = []
+    for chunk in chunks:
+        for block in chunk.decode().split("\n\n"):
+            data = next((ln[6:] for ln in block.splitlines() if ln.startswith("data: ")), None)
+            if data and json.loads(data)["id"] == execution_id:
+                seen.append(json.loads(data)["status"])
+        if "succeeded" in seen:
+            break
+    response.close()
+    assert seen == ["queued", "running", "succeeded"] or seen == ["running", "succeeded"]
+
+
+def test_logs_endpoint_pages_by_seq(client: FlaskClient) -> None:
+    _trigger(client, "pages", _command(sys.executable, "-c", "for i in range(5): print(i)"))
+    execution_id = _send(client, "pages").get_json()["execution_id"]
+    _finished(client, execution_id)
+    page = client.get(f"/admin/executions/{execution_id}/logs?after=2&limit=2", headers=ENGINE_AUTH)
+    body = page.get_json()
+    assert [item["line"] for item in body["items"]] == ["2", "3"]
+    assert body["last_seq"] == 4
+    missing = client.get("/admin/executions/nope/logs", headers=ENGINE_AUTH)
+    assert missing.status_code == 404

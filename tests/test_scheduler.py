@@ -1,31 +1,42 @@
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from flask import Flask
+
 from app.clock import utc_now_iso
 from app.db import Database
-from app.scheduler import Job, run_elected
+from app.scheduler import Job, JobContext, run_elected
+from app.services.wiring import registry_of
 
 
-def test_only_one_owner_runs_a_job_per_interval(db: Database) -> None:
+@pytest.fixture
+def ctx(app: Flask, db: Database) -> JobContext:
+    return JobContext(db, app.config["SETTINGS"], registry_of(app))
+
+
+def test_only_one_owner_runs_a_job_per_interval(ctx: JobContext) -> None:
     runs: list[str] = []
-    job = Job("count", 60, lambda _db: runs.append("ran"))
-    assert run_elected(db, job, owner="worker-a") is True
-    assert run_elected(db, job, owner="worker-b") is False
-    assert run_elected(db, job, owner="worker-a") is False
+    job = Job("count", 60, lambda _ctx: runs.append("ran"))
+    assert run_elected(ctx, job, owner="worker-a") is True
+    assert run_elected(ctx, job, owner="worker-b") is False
+    assert run_elected(ctx, job, owner="worker-a") is False
     assert runs == ["ran"]
 
 
-def test_expired_lease_lets_the_next_tick_run(db: Database) -> None:
+def test_expired_lease_lets_the_next_tick_run(ctx: JobContext, db: Database) -> None:
     runs: list[str] = []
-    job = Job("count", 60, lambda _db: runs.append("ran"))
-    run_elected(db, job, owner="worker-a")
+    job = Job("count", 60, lambda _ctx: runs.append("ran"))
+    run_elected(ctx, job, owner="worker-a")
     with db.write() as conn:
         conn.execute("UPDATE scheduler_leases SET expires_at = ?", (utc_now_iso(-1),))
-    assert run_elected(db, job, owner="worker-b") is True
+    assert run_elected(ctx, job, owner="worker-b") is True
     assert runs == ["ran", "ran"]
 
 
-def test_failing_job_is_logged_not_raised(db: Database) -> None:
-    def boom(_db: Database) -> None:
+def test_failing_job_is_logged_not_raised(ctx: JobContext) -> None:
+    def boom(_ctx: Any) -> None:
         raise RuntimeError("job failed")
 
-    assert run_elected(db, Job("boom", 60, boom), owner="w") is False
+    assert run_elected(ctx, Job("boom", 60, boom), owner="w") is False

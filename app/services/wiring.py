@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from app import lifecycle
 from app.config import Settings
 from app.db import Database
+from app.services import breakers
 from app.services.engine import Engine
 from app.services.execution_service import ExecutionService
 from app.services.trigger_registry import TriggerRegistry
@@ -19,6 +20,7 @@ _ENGINE = "hookrunner.engine"
 def init_app(app: Flask, db: Database, settings: Settings) -> None:
     """Build the registry, the engine (when enabled) and the execution service."""
     registry = TriggerRegistry(db)
+    breakers.registry.configure(settings)
     engine = Engine(db, settings, registry) if settings.engine_enabled else None
     app.extensions[_REGISTRY] = registry
     app.extensions[_ENGINE] = engine
@@ -41,3 +43,8 @@ def execution_service() -> ExecutionService:
 def engine_of(app: Flask) -> Engine | None:
     engine: Engine | None = app.extensions[_ENGINE]
     return engine
+
+
+def registry_of(app: Flask) -> TriggerRegistry:
+    registry: TriggerRegistry = app.extensions[_REGISTRY]
+    return registry
