@@ -26,7 +26,7 @@ from flask import Flask
 from app.config import Settings
 from app.db import Database, dedup_keys
 from app.db.scheduler_leases import try_claim
-from app.services import leases
+from app.services import leases, metrics, retention
 from app.services.trigger_registry import TriggerRegistry
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ def _reap_leases(ctx: JobContext) -> int:
 JOBS: tuple[Job, ...] = (
     Job("dedup_cleanup", 60, lambda ctx: dedup_keys.delete_expired(ctx.db)),
     Job("lease_reaper", 60, _reap_leases),
+    Job("metrics_rollup", 3600, lambda ctx: metrics.rollup(ctx.db)),
+    Job("retention", 3600, lambda ctx: retention.prune(ctx.db, ctx.registry)),
 )
 
 

@@ -19,7 +19,7 @@ import json
 import sqlite3
 from typing import Any
 
-from app.clock import utc_now_iso
+from app.clock import parse_iso, utc_now_iso
 from app.db.connection import Database
 from app.errors import Conflict, NotFound
 
@@ -154,9 +154,20 @@ def finish(
     now = utc_now_iso()
     cursor = conn.execute(
         "UPDATE executions SET status = ?, finished_at = ?, status_changed_at = ?,"
-        " exit_code = ?, error = ?, report = ?"
+        " exit_code = ?, error = ?, report = ?, duration_ms = ?"
         " WHERE id = ? AND status = 'running' AND (? IS NULL OR owner = ?)",
-        (status, now, now, exit_code, error, json.dumps(report), execution_id, owner, owner),
+        (
+            status,
+            now,
+            now,
+            exit_code,
+            error,
+            json.dumps(report),
+            _duration_ms(report.get("started_at"), now),
+            execution_id,
+            owner,
+            owner,
+        ),
     )
     return cursor.rowcount == 1
 
@@ -200,3 +211,9 @@ def latest_status_change(db: Database) -> tuple[str, str] | None:
             " ORDER BY status_changed_at DESC, id DESC LIMIT 1"
         ).fetchone()
     return None if row is None else (str(row[0]), str(row[1]))
+
+
+def _duration_ms(started_at: str | None, finished_at: str) -> float | None:
+    if not started_at:
+        return None
+    return round((parse_iso(finished_at) - parse_iso(started_at)).total_seconds() * 1000, 3)

@@ -6,13 +6,14 @@ from typing import Any
 
 from flask_openapi3 import OpenAPI
 
-from app.routes import health, webhooks
+from app.routes import health, metrics, webhooks
 from app.routes.admin import register_admin
 
 
 def register_blueprints(app: OpenAPI) -> None:
     app.register_api(health.bp)
     app.register_blueprint(webhooks.bp)
+    metrics.init_app(app)
     register_admin(app)
 
     # The spec at the root as well as under the docs page (/docs/openapi.json).

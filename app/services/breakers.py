@@ -123,6 +123,11 @@ class AlertingListener(pybreaker.CircuitBreakerListener):
             level="warning",
             tags={"destination": destination, "breaker_from": str(before), "breaker_to": after},
         )
+        for hook in list(self.registry.state_hooks):
+            try:
+                hook(destination, after)
+            except Exception:
+                logger.exception("breaker state hook failed")
         url = self.registry.alert_webhook_url
         if url:
             event: dict[str, str | None] = {"event": "breaker_state_changed"}
@@ -162,6 +167,8 @@ class BreakerRegistry:
         self.fail_max = Settings.breaker_fail_max
         self.reset_seconds = Settings.breaker_reset_seconds
         self.alert_webhook_url: str | None = None
+        # Called with (destination, new_state) on every change, e.g. to persist it.
+        self.state_hooks: list[Callable[[str, str], None]] = []
 
     def configure(self, settings: Settings) -> None:
         """Apply thresholds and alert URL, to existing breakers too (cheap; call freely)."""
@@ -218,6 +225,7 @@ class BreakerRegistry:
             self.fail_max = Settings.breaker_fail_max
             self.reset_seconds = Settings.breaker_reset_seconds
             self.alert_webhook_url = None
+            self.state_hooks.clear()
 
 
 registry = BreakerRegistry()

@@ -97,10 +97,11 @@ def _position(event_id: str | None) -> tuple[str, str] | None:
 
 def status_feed(db: Database, last_event_id: str | None) -> Iterator[str]:
     """Every execution's status changes from now (or after ``last_event_id``)."""
+    # Where "now" is, fixed before the first byte goes out.
+    position = _position(last_event_id) or queue.latest_status_change(db)
     subscription = notifier.subscribe(ALL)
     try:
         yield f"retry: {RETRY_MILLISECONDS}\n\n"
-        position = _position(last_event_id) or queue.latest_status_change(db)
         last_sent = time.monotonic()
         while not shutting_down.is_set():
             subscription.clear()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask, current_app
 
 from app import lifecycle
 from app.config import Settings
-from app.db import Database
-from app.services import breakers
+from app.db import Database, breaker_states
+from app.services import breakers, leases
 from app.services.engine import Engine
 from app.services.execution_service import ExecutionService
 from app.services.trigger_registry import TriggerRegistry
@@ -21,6 +23,10 @@ def init_app(app: Flask, db: Database, settings: Settings) -> None:
     """Build the registry, the engine (when enabled) and the execution service."""
     registry = TriggerRegistry(db)
     breakers.registry.configure(settings)
+    owner = f"{leases.HOSTNAME}:{os.getpid()}"
+    breakers.registry.state_hooks.append(
+        lambda destination, state: breaker_states.record(db, destination, state, owner)
+    )
     engine = Engine(db, settings, registry) if settings.engine_enabled else None
     app.extensions[_REGISTRY] = registry
     app.extensions[_ENGINE] = engine

@@ -53,9 +53,9 @@ def reject_malformed_json() -> None:
 
 def register_admin(app: OpenAPI) -> None:
     """Register every admin blueprint and the JSON guard."""
-    from app.routes.admin import dedup_keys, deliveries, executions, triggers
+    from app.routes.admin import dedup_keys, deliveries, executions, metrics, triggers
 
     app.before_request(reject_malformed_json)
-    for module in (triggers, deliveries, executions, dedup_keys):
+    for module in (triggers, deliveries, executions, dedup_keys, metrics):
         app.register_api(module.bp)
     app.register_api(executions.feed)
