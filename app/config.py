@@ -43,6 +43,7 @@ class Settings:
     breaker_reset_seconds: float = 60.0
     execution_lease_seconds: int = 30
     scheduler_enabled: bool = True
+    scheduler_interval_seconds: int | None = None  # every job at this interval (drills, tests)
     engine_enabled: bool = True
     dedup_window_seconds: int = 7 * 24 * 3600
     dedup_payload_window_seconds: int = 10
@@ -148,6 +149,11 @@ def load_settings(
         ),
         scheduler_enabled=_env_bool(env, "SCHEDULER_ENABLED", d.scheduler_enabled),
         engine_enabled=_env_bool(env, "ENGINE_ENABLED", d.engine_enabled),
+        scheduler_interval_seconds=(
+            _env_int(env, "SCHEDULER_INTERVAL_SECONDS", 0, minimum=1)
+            if _env_str(env, "SCHEDULER_INTERVAL_SECONDS", None)
+            else None
+        ),
         dedup_window_seconds=_env_int(env, "DEDUP_WINDOW_SECONDS", d.dedup_window_seconds, 1),
         dedup_payload_window_seconds=_env_int(
             env, "DEDUP_PAYLOAD_WINDOW_SECONDS", d.dedup_payload_window_seconds, 1

@@ -63,14 +63,20 @@ JOBS: tuple[Job, ...] = (
 )
 
 
+def interval_of(ctx: JobContext, job: Job) -> int:
+    return ctx.settings.scheduler_interval_seconds or job.interval_seconds
+
+
 def run_elected(ctx: JobContext, job: Job, owner: str = OWNER) -> bool:
     """Run ``job`` if this process wins its lease for this interval; never raises."""
     try:
         # Lease slightly shorter than the interval so the next tick can claim it.
-        if not try_claim(ctx.db, job.name, owner, job.interval_seconds * 0.9):
+        if not try_claim(ctx.db, job.name, owner, interval_of(ctx, job) * 0.9):
             return False
         result = job.run(ctx)
-        log.info("scheduled job ran", extra={"job": job.name, "result": result})
+        log.info(
+            "scheduled job ran", extra={"job": job.name, "result": str(result), "owner": owner}
+        )
         return True
     except Exception:
         log.exception("scheduled job failed", extra={"job": job.name})
@@ -95,7 +101,7 @@ def init_app(app: Flask, ctx: JobContext) -> None:
             run_elected,
             "interval",
             args=(ctx, job),
-            seconds=job.interval_seconds,
+            seconds=interval_of(ctx, job),
             id=job.name,
             max_instances=1,
             coalesce=True,

@@ -11,22 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import Settings
-
-SENSITIVE_HEADERS = frozenset(
-    {
-        "authorization",
-        "cookie",
-        "x-hub-signature",
-        "x-hub-signature-256",
-        "stripe-signature",
-        "x-slack-signature",
-        "webhook-signature",
-        "svix-signature",
-        "x-webhook-token",
-        "x-gitlab-token",
-    }
-)
-_REDACTED = "[redacted]"
+from app.services.redaction import REDACTED, is_sensitive_header
 
 
 def _scrub_request(request: dict[str, Any]) -> None:
@@ -35,9 +20,8 @@ def _scrub_request(request: dict[str, Any]) -> None:
     headers = request.get("headers")
     if isinstance(headers, dict):
         for name in list(headers):
-            lowered = name.lower()
-            if lowered in SENSITIVE_HEADERS or "signature" in lowered or "token" in lowered:
-                headers[name] = _REDACTED
+            if is_sensitive_header(name):
+                headers[name] = REDACTED
 
 
 def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
@@ -80,6 +64,8 @@ def init_sentry(settings: Settings) -> bool:
         traces_sample_rate=settings.sentry_traces_sample_rate,
         send_default_pii=False,
         max_request_body_size="never",
+        # Frames of the engine hold rendered env and secrets: never ship local variables.
+        include_local_variables=False,
         integrations=[FlaskIntegration()],
         before_send=before_send,  # type: ignore[arg-type]
         before_send_transaction=before_send_transaction,  # type: ignore[arg-type]

@@ -44,9 +44,9 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path)
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
         try:
-            if requests.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+            if requests.get(f"{base_url}/readyz", timeout=3).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or a worker still booting
             pass
         time.sleep(0.1)
     raise RuntimeError(f"server not ready in 30 s:\n{log_path.read_text()}")

@@ -1,0 +1,73 @@
+"""A local stand-in for Sentry's ingest: records every envelope posted to it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.raw: list[bytes] = []
+        self.lock = threading.Lock()
+
+    def items(self) -> list[tuple[dict[str, Any], Any]]:
+        """(item header, payload) of every envelope item received."""
+        found = []
+        with self.lock:
+            envelopes = list(self.raw)
+        for envelope in envelopes:
+            lines = envelope.split(b"\n")
+            index = 1  # line 0 is the envelope header
+            while index + 1 < len(lines):
+                header = json.loads(lines[index])
+                payload = lines[index + 1]
+                try:
+                    found.append((header, json.loads(payload)))
+                except ValueError:
+                    found.append((header, payload))
+                index += 2
+        return found
+
+    def of_type(self, kind: str) -> list[Any]:
+        return [payload for header, payload in self.items() if header.get("type") == kind]
+
+    def all_text(self) -> str:
+        with self.lock:
+            return b"\n".join(self.raw).decode("utf-8", errors="replace")
+
+
+@contextmanager
+def fake_sentry() -> Iterator[tuple[Collector, str]]:
+    """Yield the collector and a DSN pointing at it."""
+    collector = Collector()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            with collector.lock:
+                collector.raw.append(body)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield collector, f"http://publickey@127.0.0.1:{server.server_address[1]}/42"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
