@@ -19,27 +19,19 @@ import contextvars
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import sentry_sdk
 
-from app.clock import parse_iso, utc_now_iso
+from app.clock import utc_now_iso
 from app.config import Settings
 from app.context import execution_id_var, request_id_var, trigger_var
-from app.db import Database, execution_logs, executions
-from app.db import deliveries as deliveries_sql
+from app.db import Database, executions
 from app.db import execution_queue as queue
-from app.errors import NotFound, TriggerNotFound
-from app.schemas.triggers import CommandAction, HttpAction
+from app.errors import TriggerNotFound
 from app.services import leases
-from app.services.inbound import parse_body
+from app.services.execution_run import ExecutionRun
 from app.services.notifier import ALL, notifier
-from app.services.output import OutputBuffer
-from app.services.rendering import mask_secrets, template_context, trigger_secrets
-from app.services.retry_schedule import schedule_retry
-from app.services.runners.base import RunContext, RunResult
-from app.services.runners.command import run_command
 from app.services.trigger_registry import CompiledTrigger, TriggerRegistry
 
 log = logging.getLogger(__name__)
@@ -57,9 +49,9 @@ def spawn(target: Callable[[], None]) -> threading.Thread:
 
 @dataclass
 class _Running:
-    ctx: RunContext
+    cancelled: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None  # set before it is registered
-    interrupted: bool = False
+    interrupted: bool = False  # stopped by shutdown: recorded as interrupted
 
 
 class Engine:
@@ -102,7 +94,7 @@ class Engine:
                 running.thread.join(grace_seconds)
         for running in self._snapshot():
             running.interrupted = True
-            running.ctx.cancelled.set()
+            running.cancelled.set()
         for running in self._snapshot():
             if running.thread is not None:
                 running.thread.join(10)
@@ -164,7 +156,7 @@ class Engine:
         max_running = trigger.document.concurrency.max
         if not queue.claim(self.db, execution_id, trigger_name, self.owner, max_running):
             return False
-        holder = _Running(ctx=self._placeholder_ctx(execution_id, trigger_name))
+        holder = _Running()
         holder.thread = threading.Thread(
             target=contextvars.copy_context().run,
             args=(lambda: self._execute(execution_id, trigger, holder),),
@@ -190,21 +182,6 @@ class Engine:
             notifier.notify(execution_id)
             notifier.notify(ALL)
 
-    def _placeholder_ctx(self, execution_id: str, trigger: str) -> RunContext:
-        # Holds the cancel event from the moment of the claim until the real context exists.
-        return RunContext(
-            execution_id=execution_id,
-            delivery_id=None,
-            trigger=trigger,
-            request_id=None,
-            raw_body=b"",
-            content_type=None,
-            template_context={},
-            secrets=[],
-            output=_NullOutput(),
-            settings=self.settings,
-        )
-
     # --- cancellation ---------------------------------------------------------------
 
     def cancel_local(self, execution_id: str) -> bool:
@@ -213,7 +190,7 @@ class Engine:
             running = self._running.get(execution_id)
         if running is None:
             return False
-        running.ctx.cancelled.set()
+        running.cancelled.set()
         return True
 
     def _apply_cancel_requests(self) -> None:
@@ -235,7 +212,9 @@ class Engine:
                 scope.set_tag("execution_id", execution_id)
                 scope.set_tag("trigger", trigger.name)
                 scope.set_tag("request_id", row["request_id"])
-                self._run_and_record(row, trigger, holder)
+                ExecutionRun(self.db, self.settings, self.owner).run(
+                    row, trigger, holder.cancelled, lambda: holder.interrupted
+                )
         except Exception:
             log.exception("execution crashed in the engine")
         finally:
@@ -245,167 +224,3 @@ class Engine:
             execution_id_var.reset(tokens[1])
             trigger_var.reset(tokens[2])
             self._wake.set()
-
-    def _run_and_record(
-        self, row: dict[str, Any], trigger: CompiledTrigger, holder: _Running
-    ) -> None:
-        action = trigger.document.action
-        max_bytes = (
-            action.max_output_bytes if isinstance(action, CommandAction) else 16 * 1024 * 1024
-        )
-        output = OutputBuffer(self.db, row["id"], max_bytes)
-        ctx = self._context(row, trigger, output, holder.ctx.cancelled)
-        holder.ctx = ctx
-        notifier.notify(row["id"])
-        notifier.notify(ALL)
-        log.info("execution started", extra={"attempt": row["attempt"]})
-        sentry_sdk.add_breadcrumb(category="execution", message="started", level="info")
-        try:
-            result = self._run_action(action, ctx)
-        except Exception as exc:
-            log.exception("runner failed unexpectedly")
-            sentry_sdk.capture_exception(exc)
-            result = RunResult("failed", error="internal error while running the action")
-        finally:
-            output.close()
-        if holder.interrupted and result.status in ("cancelled", "failed", "timed_out"):
-            result.status, result.error = "interrupted", "interrupted by worker shutdown"
-        self._record(row, trigger, result, output, ctx.secrets)
-
-    @staticmethod
-    def _run_action(action: CommandAction | HttpAction, ctx: RunContext) -> RunResult:
-        if isinstance(action, CommandAction):
-            return run_command(action, ctx)
-        from app.services.runners.http import run_http
-
-        return run_http(action, ctx)
-
-    def _context(
-        self,
-        row: dict[str, Any],
-        trigger: CompiledTrigger,
-        output: OutputBuffer,
-        cancelled: threading.Event,
-    ) -> RunContext:
-        try:
-            delivery = (
-                deliveries_sql.get(self.db, row["delivery_id"]) if row["delivery_id"] else None
-            )
-        except NotFound:
-            delivery = None
-        body, headers, query, content_type = b"", {}, {}, None
-        if delivery is not None:
-            body, headers, query = delivery["body"], delivery["headers"], delivery["query"]
-            content_type = delivery["content_type"]
-        try:
-            parsed: Any = parse_body(body, content_type, require_json=False).value
-        except Exception:
-            parsed = body.decode("utf-8", errors="replace")
-        return RunContext(
-            execution_id=row["id"],
-            delivery_id=row["delivery_id"],
-            trigger=trigger.name,
-            request_id=row["request_id"],
-            raw_body=body,
-            content_type=content_type,
-            template_context=template_context(
-                body=parsed,
-                headers=headers,
-                query=query,
-                trigger=trigger.name,
-                delivery_id=row["delivery_id"] or "",
-            ),
-            secrets=trigger_secrets(trigger.document),
-            output=output,
-            settings=self.settings,
-            cancelled=cancelled,
-        )
-
-    def _record(
-        self,
-        row: dict[str, Any],
-        trigger: CompiledTrigger,
-        result: RunResult,
-        output: OutputBuffer,
-        secrets: list[str],
-    ) -> None:
-        current = executions.get(self.db, row["id"])
-        finished_at = utc_now_iso()
-        report = dict(current["report"])
-        report.update(
-            attempt=row["attempt"],
-            started_at=current["started_at"],
-            finished_at=finished_at,
-            queue_wait_ms=_ms_between(current["created_at"], current["started_at"]),
-            duration_ms=_ms_between(current["started_at"], finished_at),
-            status=result.status,
-            exit_code=result.exit_code,
-            output_bytes=output.bytes,
-            output_truncated=output.dropped_bytes > 0,
-            action=result.details,
-        )
-        with self.db.write() as conn:
-            finished = queue.finish(
-                conn,
-                row["id"],
-                owner=self.owner,
-                status=result.status,
-                exit_code=result.exit_code,
-                error=result.error,
-                report=report,
-            )
-            retry_id = (
-                schedule_retry(
-                    conn, row, trigger.document.retry, result.status, retryable=result.retryable
-                )
-                if finished
-                else None
-            )
-        notifier.notify(row["id"])
-        notifier.notify(ALL)
-        self._log_outcome(row["id"], result, report, retry_id, finished, secrets)
-
-    def _log_outcome(
-        self,
-        execution_id: str,
-        result: RunResult,
-        report: dict[str, Any],
-        retry_id: str | None,
-        finished: bool,
-        secrets: list[str],
-    ) -> None:
-        extra = {
-            "status": result.status,
-            "exit_code": result.exit_code,
-            "duration_ms": report["duration_ms"],
-            "retry_id": retry_id,
-        }
-        sentry_sdk.add_breadcrumb(category="execution", message=result.status, level="info")
-        if not finished:
-            log.warning("execution finished after its lease was reaped", extra=extra)
-        elif result.status in ("succeeded", "cancelled"):
-            log.info("execution finished", extra=extra)
-        else:
-            stderr = mask_secrets(
-                execution_logs.tail(self.db, execution_id, "stderr", _STDERR_TAIL_LINES), secrets
-            )
-            log.error(
-                "execution %s: %s",
-                result.status,
-                result.error,
-                extra={**extra, "stderr_tail": stderr},
-            )
-
-
-class _NullOutput:
-    def line(self, stream: str, text: str) -> None:
-        return None
-
-    def system(self, text: str) -> None:
-        return None
-
-
-def _ms_between(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    return round((parse_iso(end) - parse_iso(start)).total_seconds() * 1000, 3)
