@@ -124,7 +124,10 @@ def main() -> int:
         "concurrency": {"max": 4, "on_busy": "queue", "queue_max": 100000},
     }
     created = requests.post(
-        f"{base}/admin/triggers", json=document, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+        f"{base}/admin/triggers",
+        json=document,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=5,
     )
     created.raise_for_status()
 
@@ -168,7 +171,9 @@ def main() -> int:
         " FROM deliveries d JOIN executions e ON e.delivery_id = d.id"
         " WHERE d.outcome = 'accepted' GROUP BY d.dedup_key"
     ).fetchall()
-    statuses = dict(conn.execute("SELECT status, COUNT(*) FROM executions GROUP BY status").fetchall())
+    statuses = dict(
+        conn.execute("SELECT status, COUNT(*) FROM executions GROUP BY status").fetchall()
+    )
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=60)
 
