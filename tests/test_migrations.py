@@ -107,3 +107,17 @@ def test_badly_named_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "1_a.sql").write_text("CREATE TABLE a (x INTEGER);\n")
     with pytest.raises(MigrationError, match="NNNN_name"):
         load_migrations(tmp_path)
+
+
+def test_trigger_bodies_are_not_transaction_control(tmp_path: Path) -> None:
+    (tmp_path / "0001_a.sql").write_text(
+        "CREATE TABLE a (x INTEGER);\nCREATE TABLE n (c INTEGER);\n"
+        "CREATE TRIGGER a_count AFTER INSERT ON a\nBEGIN\n    INSERT INTO n VALUES (1);\nEND;\n"
+    )
+    (migration,) = load_migrations(tmp_path)
+    db = Database(str(tmp_path / "t.db"))
+    migrate(db, [migration])
+    with db.write() as conn:
+        conn.execute("INSERT INTO a VALUES (1)")
+    with db.read() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM n").fetchone()[0] == 1

@@ -60,14 +60,27 @@ def claim(db: Database, execution_id: str, trigger: str, owner: str, max_running
     return cursor.rowcount == 1
 
 
-def count_active(conn: sqlite3.Connection, trigger: str) -> tuple[int, int]:
-    """(running, queued) executions of a trigger, inside the caller's transaction."""
+def count_at_most(
+    conn: sqlite3.Connection, trigger: str, statuses: tuple[str, ...], limit: int
+) -> int:
+    """Executions of a trigger with one of ``statuses``, counted no further than ``limit``.
+
+    Admission only needs to know whether a (small) limit is reached, so the
+    count stops there.
+    """
+    marks = ", ".join("?" for _ in statuses)
     row = conn.execute(
-        "SELECT SUM(status = 'running'), SUM(status = 'queued') FROM executions"
-        " WHERE trigger = ? AND status IN ('running', 'queued')",
-        (trigger,),
+        "SELECT COUNT(*) FROM (SELECT 1 FROM executions"
+        f" WHERE trigger = ? AND status IN ({marks}) LIMIT ?)",
+        (trigger, *statuses, limit),
     ).fetchone()
-    return int(row[0] or 0), int(row[1] or 0)
+    return int(row[0])
+
+
+def queued_count(conn: sqlite3.Connection, trigger: str) -> int:
+    """Queued executions of a trigger: one row of ``queue_depth`` (kept by SQL triggers)."""
+    row = conn.execute("SELECT queued FROM queue_depth WHERE trigger = ?", (trigger,)).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def supersede(conn: sqlite3.Connection, trigger: str, now: str) -> list[str]:

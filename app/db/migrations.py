@@ -31,7 +31,12 @@ from app.db.connection import Database
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_TXN_RE = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK)\b", re.IGNORECASE | re.MULTILINE)
+# Transaction control, but not the BEGIN ... END; of a CREATE TRIGGER body.
+_TXN_RE = re.compile(
+    r"^\s*(BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?\s*;"
+    r"|COMMIT\b|END\s+TRANSACTION\b|ROLLBACK\b)",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 _BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS schema_migrations (

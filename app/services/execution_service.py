@@ -77,16 +77,17 @@ def _filter(
 def _admission(conn: sqlite3.Connection, trigger: CompiledTrigger) -> TriggerBusy | None:
     """Whether the trigger takes another execution now (inside the ingest transaction)."""
     policy = trigger.document.concurrency
-    running, queued = queue.count_active(conn, trigger.name)
-    if policy.on_busy == "reject" and running + queued >= policy.max:
+    if policy.on_busy == "reject":
+        active = queue.count_at_most(conn, trigger.name, ("running", "queued"), policy.max)
+        if active >= policy.max:
+            return TriggerBusy(
+                f"all {policy.max} allowed executions are taken",
+                code="trigger_busy",
+                retry_after=BUSY_RETRY_AFTER_SECONDS,
+            )
+    elif policy.on_busy == "queue" and queue.queued_count(conn, trigger.name) >= policy.queue_max:
         return TriggerBusy(
-            f"{running} of {policy.max} allowed executions are running",
-            code="trigger_busy",
-            retry_after=BUSY_RETRY_AFTER_SECONDS,
-        )
-    if policy.on_busy == "queue" and queued >= policy.queue_max:
-        return TriggerBusy(
-            f"the queue holds {queued} executions (queue_max {policy.queue_max})",
+            f"the queue is full (queue_max {policy.queue_max})",
             code="queue_full",
             retry_after=BUSY_RETRY_AFTER_SECONDS,
         )
