@@ -8,6 +8,9 @@ Each worker builds the app itself (``run:app``), applying pending migrations.
 
 import os
 
+from gunicorn.glogging import Logger
+from pythonjsonlogger.json import JsonFormatter
+
 wsgi_app = "run:app"
 bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
 workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
@@ -21,39 +24,36 @@ keepalive = 5
 # instances on a host would fight over it and Hookrunner does not use it.
 control_socket_disable = True
 preload_app = False
-# Hookrunner writes its own JSON access line per request.
+# Hookrunner writes its own JSON access line per request; Gunicorn's own lines (boot,
+# signals, worker exits) are JSON too, and Gunicorn builds no access line at all.
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(levelname)s %(name)s %(message)s",
-            "timestamp": True,
-            "rename_fields": {"levelname": "level", "name": "logger"},
-            "static_fields": {"request_id": None},
-        }
-    },
-    "handlers": {
-        "error_console": {
-            "class": "logging.StreamHandler",
-            "formatter": "json",
-            "stream": "ext://sys.stderr",
-        }
-    },
-    # The app installs its own handler on the root logger (app/logging_config.py).
-    "root": {"level": loglevel.upper(), "handlers": []},
-    "loggers": {
-        "gunicorn.error": {
-            "level": loglevel.upper(),
-            "handlers": ["error_console"],
-            "propagate": False,
-        }
-    },
-}
+
+
+class JsonLogger(Logger):
+    """Gunicorn's logger with JSON error lines and the access log switched off."""
+
+    @property
+    def access_log_enabled(self):  # type: ignore[no-untyped-def]
+        return False
+
+    def setup(self, cfg):  # type: ignore[no-untyped-def]
+        super().setup(cfg)
+        formatter = JsonFormatter(
+            "%(levelname)s %(name)s %(message)s",
+            timestamp=True,
+            rename_fields={"levelname": "level", "name": "logger"},
+            static_fields={"request_id": None},
+        )
+        for handler in self.error_log.handlers:
+            handler.setFormatter(formatter)
+
+    def access(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        return None
+
+
+logger_class = JsonLogger
 
 
 # --- worker lifecycle hooks (DESIGN rule 4) -------------------------------------------

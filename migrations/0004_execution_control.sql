@@ -2,9 +2,6 @@
 -- that worker polls for this column on its running executions.
 ALTER TABLE executions ADD COLUMN cancel_requested_at TEXT;
 
-CREATE INDEX executions_owner_status ON executions (owner, status);
-CREATE INDEX executions_retry_of ON executions (retry_of);
-
 -- When the status last changed: the feed of status changes (/admin/stream) reads by it.
 ALTER TABLE executions ADD COLUMN status_changed_at TEXT;
 UPDATE executions SET status_changed_at = COALESCE(finished_at, started_at, created_at);
