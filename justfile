@@ -37,6 +37,18 @@ fmt:
 typecheck:
     mypy
 
+# Benchmarks (bench/README.md): ingest vs bare Flask on one gevent worker, then stage costs.
+bench *ARGS:
+    python bench/ingest.py {{ARGS}}
+    python bench/stages.py
+
+# Drills: kill -9 under load, duplicate storm and graceful restart, bad-input sweep.
+drills:
+    python bench/drills/kill9_under_load.py --deliveries 2000 --kills 2
+    python -m pytest -q tests/test_storm_e2e.py tests/test_engine_e2e.py tests/test_properties.py
+    pip install -q -e '.[bench]'
+    python bench/drills/schemathesis_sweep.py --max-time 60
+
 # Everything CI runs: lint, types, tests.
 check: lint typecheck test
 

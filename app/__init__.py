@@ -56,6 +56,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
         synchronous=settings.sqlite_synchronous,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
+    database.start_checkpointer()
     migrate(database)
     db.init_app(app, database)
     wiring.init_app(app, database, settings)

@@ -56,7 +56,7 @@ CREATE TABLE executions (
     report        TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX executions_status_run_after ON executions (status, run_after);
-CREATE INDEX executions_trigger_status ON executions (trigger, status);
+CREATE INDEX executions_trigger_status ON executions (trigger, status, created_at);
 CREATE INDEX executions_created ON executions (created_at);
 
 CREATE TABLE execution_logs (

@@ -16,6 +16,13 @@ Protocol (DESIGN rule 2):
 
 Connections are pooled per process and borrowed for one ``read``/``write``
 block at a time, so no request or stream holds one while it waits on a client.
+
+WAL checkpoints (which fsync the database file) would otherwise run inside
+whichever commit crosses the auto-checkpoint size and stall the whole gevent
+worker. :meth:`Database.start_checkpointer` turns automatic checkpoints off
+for this process's connections and runs ``PRAGMA wal_checkpoint(PASSIVE)``
+from a native OS thread instead; sqlite releases the GIL while it works, so
+requests keep flowing.
 Driver errors that mean "the store is unavailable" become
 :class:`~app.errors.ServiceUnavailable` (503 with ``Retry-After``).
 """
@@ -27,6 +34,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -48,6 +56,7 @@ class Database:
         self._write_lock = threading.Lock()
         self._pool: list[sqlite3.Connection] = []
         self._pool_lock = threading.Lock()
+        self._checkpointer: _Checkpointer | None = None
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
@@ -64,6 +73,8 @@ class Database:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
+        if self._checkpointer is not None:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         return conn
 
     @contextmanager
@@ -103,8 +114,17 @@ class Database:
                 raise
             conn.execute("COMMIT")
 
+    def start_checkpointer(self, interval_seconds: float = 1.0) -> None:
+        """Checkpoint the WAL from a background OS thread (call before first use)."""
+        if self._checkpointer is None and self.path != ":memory:":
+            self._checkpointer = _Checkpointer(self, interval_seconds)
+            self._checkpointer.start()
+
     def close(self) -> None:
         """Close every pooled connection (the pool refills on next use)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         with self._pool_lock:
             pool, self._pool = self._pool, []
         for conn in pool:
@@ -119,3 +139,40 @@ def get_db() -> Database:
 
 def init_app(app: Flask, db: Database) -> None:
     app.extensions[_EXTENSION] = db
+
+
+def _native(module: str, name: str) -> Any:
+    """The unpatched ``module.name``: a real OS thread or sleep even under gevent."""
+    from gevent import monkey
+
+    return monkey.get_original(module, name)
+
+
+class _Checkpointer:
+    """Runs passive WAL checkpoints on its own connection in a native thread."""
+
+    def __init__(self, db: Database, interval_seconds: float) -> None:
+        self._db = db
+        self._interval = interval_seconds
+        self._stop = False
+        self.skipped = 0
+
+    def start(self) -> None:
+        _native("_thread", "start_new_thread")(self._run, ())
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def _run(self) -> None:
+        # Only native primitives here (no logging, no gevent locks): this is not a greenlet.
+        sleep = _native("time", "sleep")
+        conn = sqlite3.connect(self._db.path, timeout=self._db.busy_timeout_ms / 1000)
+        try:
+            while not self._stop:
+                sleep(self._interval)
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:  # busy or locked: the next round catches up
+                    self.skipped += 1
+        finally:
+            conn.close()

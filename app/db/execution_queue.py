@@ -27,19 +27,26 @@ from app.errors import Conflict, NotFound
 def claimable(db: Database, now: str, limit: int) -> list[dict[str, Any]]:
     """Queued executions that may start now, oldest first, at most ``limit`` per trigger.
 
-    Capping per trigger keeps one busy trigger's backlog from hiding other
-    triggers' work from the dispatcher.
+    Reads only triggers that have queued work (``queue_depth``) and, for each, the
+    oldest rows through the (trigger, status, created_at) index, so the cost does
+    not grow with the length of a backlog - and one busy trigger's backlog does
+    not hide other triggers' work.
     """
+    rows: list[dict[str, Any]] = []
     with db.read() as conn:
-        rows = conn.execute(
-            "SELECT id, trigger FROM ("
-            " SELECT id, trigger, created_at, ROW_NUMBER() OVER"
-            " (PARTITION BY trigger ORDER BY created_at, id) AS position"
-            " FROM executions WHERE status = 'queued' AND (run_after IS NULL OR run_after <= ?)"
-            ") WHERE position <= ? ORDER BY created_at, id LIMIT 500",
-            (now, limit),
-        ).fetchall()
-    return [dict(row) for row in rows]
+        triggers = conn.execute("SELECT trigger FROM queue_depth WHERE queued > 0").fetchall()
+        for (trigger,) in triggers:
+            rows += map(
+                dict,
+                conn.execute(
+                    "SELECT id, trigger, created_at FROM executions"
+                    " WHERE trigger = ? AND status = 'queued'"
+                    " AND (run_after IS NULL OR run_after <= ?) ORDER BY created_at, id LIMIT ?",
+                    (trigger, now, limit),
+                ).fetchall(),
+            )
+    rows.sort(key=lambda row: (row["created_at"], row["id"]))
+    return rows
 
 
 def claim(db: Database, execution_id: str, trigger: str, owner: str, max_running: int) -> bool:
