@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 def to_iso(moment: datetime) -> str:
-    """Format an aware datetime as stored text."""
-    return moment.astimezone(UTC).strftime(_FORMAT)
+    """Format an aware datetime as stored text (``isoformat`` is several times faster)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def utc_now_iso(offset_seconds: float = 0.0) -> str:

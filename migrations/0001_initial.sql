@@ -54,7 +54,7 @@ CREATE TABLE executions (
     error         TEXT,
     output_bytes  INTEGER NOT NULL DEFAULT 0,
     report        TEXT NOT NULL DEFAULT '{}'
-);
+) WITHOUT ROWID;                        -- the id index is the table: one b-tree less per insert
 CREATE INDEX executions_status_run_after ON executions (status, run_after);
 CREATE INDEX executions_trigger_status ON executions (trigger, status, created_at);
 CREATE INDEX executions_created ON executions (created_at);

@@ -8,5 +8,5 @@ CREATE TABLE webhook_dedup_keys (
     created_at   TEXT NOT NULL,
     expires_at   TEXT NOT NULL,
     PRIMARY KEY (trigger, key)
-);
+) WITHOUT ROWID;
 CREATE INDEX webhook_dedup_keys_expires ON webhook_dedup_keys (expires_at);

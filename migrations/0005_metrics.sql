@@ -1,8 +1,8 @@
 -- Metrics read from the store, so every worker reports the same figures.
 
 -- How long a finished execution ran (started_at -> finished_at), for histograms.
+-- Finished executions are found by status_changed_at (equal to finished_at once final).
 ALTER TABLE executions ADD COLUMN duration_ms REAL;
-CREATE INDEX executions_finished ON executions (finished_at);
 
 -- Daily rollups per trigger, kept after raw rows are pruned by retention.
 -- kind 'delivery': key = outcome; kind 'execution': key = final status.

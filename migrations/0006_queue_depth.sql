@@ -3,7 +3,7 @@
 CREATE TABLE queue_depth (
     trigger TEXT PRIMARY KEY,
     queued  INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 INSERT INTO queue_depth (trigger, queued)
 SELECT trigger, COUNT(*) FROM executions WHERE status = 'queued' GROUP BY trigger;

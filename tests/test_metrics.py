@@ -32,16 +32,19 @@ def _samples(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]
 def _finish(db: Database, execution_id: str, status: str, duration_ms: float, when: str) -> None:
     with db.write() as conn:
         conn.execute(
-            "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?"
-            " WHERE id = ?",
-            (status, when, when, duration_ms, execution_id),
+            "UPDATE executions SET status = ?, started_at = ?, finished_at = ?,"
+            " status_changed_at = ?, duration_ms = ? WHERE id = ?",
+            (status, when, when, when, duration_ms, execution_id),
         )
 
 
 def _age_everything(db: Database, iso: str) -> None:
     with db.write() as conn:
         conn.execute("UPDATE deliveries SET received_at = ?", (iso,))
-        conn.execute("UPDATE executions SET created_at = ?, finished_at = ?", (iso, iso))
+        conn.execute(
+            "UPDATE executions SET created_at = ?, finished_at = ?, status_changed_at = ?",
+            (iso, iso, iso),
+        )
 
 
 def _traffic(client: FlaskClient, db: Database) -> str:

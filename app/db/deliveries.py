@@ -108,3 +108,10 @@ def list_recent(
         after=after,
         limit=limit,
     )
+
+
+def report(db: Database, delivery_id: str) -> dict[str, Any]:
+    """The ingest processing report of a delivery ({} when it is gone)."""
+    with db.read() as conn:
+        row = conn.execute("SELECT report FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+    return {} if row is None else dict(json.loads(row["report"]))

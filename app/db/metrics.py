@@ -57,7 +57,8 @@ def execution_stats(db: Database, since: str, until: str | None = None) -> list[
         rows = conn.execute(
             "SELECT trigger, status, COUNT(*), SUM(duration_ms), MIN(duration_ms),"
             f" MAX(duration_ms), COUNT(duration_ms), {_BUCKET_SQL} FROM executions"
-            f" WHERE status IN {_FINAL} AND finished_at >= ? AND (? IS NULL OR finished_at < ?)"
+            f" WHERE status IN {_FINAL} AND status_changed_at >= ?"
+            " AND (? IS NULL OR status_changed_at < ?)"
             " GROUP BY trigger, status",
             (since, until, until),
         ).fetchall()
@@ -78,8 +79,8 @@ def execution_stats(db: Database, since: str, until: str | None = None) -> list[
 
 def duration_p95(conn: sqlite3.Connection, trigger: str, since: str, until: str) -> float | None:
     row = conn.execute(
-        "SELECT COUNT(duration_ms) FROM executions WHERE trigger = ? AND finished_at >= ?"
-        f" AND finished_at < ? AND status IN {_FINAL}",
+        "SELECT COUNT(duration_ms) FROM executions WHERE trigger = ? AND status_changed_at >= ?"
+        f" AND status_changed_at < ? AND status IN {_FINAL}",
         (trigger, since, until),
     ).fetchone()
     count = int(row[0])
@@ -87,8 +88,8 @@ def duration_p95(conn: sqlite3.Connection, trigger: str, since: str, until: str)
         return None
     offset = min(count - 1, int(count * 0.95))
     value = conn.execute(
-        "SELECT duration_ms FROM executions WHERE trigger = ? AND finished_at >= ?"
-        f" AND finished_at < ? AND status IN {_FINAL} AND duration_ms IS NOT NULL"
+        "SELECT duration_ms FROM executions WHERE trigger = ? AND status_changed_at >= ?"
+        f" AND status_changed_at < ? AND status IN {_FINAL} AND duration_ms IS NOT NULL"
         " ORDER BY duration_ms LIMIT 1 OFFSET ?",
         (trigger, since, until, offset),
     ).fetchone()
@@ -154,6 +155,6 @@ def first_raw_day(db: Database) -> str | None:
     with db.read() as conn:
         row = conn.execute(
             "SELECT MIN(day) FROM (SELECT MIN(received_at) AS day FROM deliveries"
-            " UNION ALL SELECT MIN(finished_at) FROM executions)"
+            " UNION ALL SELECT MIN(status_changed_at) FROM executions)"
         ).fetchone()
     return None if row[0] is None else str(row[0])[:10]

@@ -177,7 +177,7 @@ class ExecutionService:
                     delivery_id=delivery_id,
                     request_id=request.request_id,
                     created_at=now,
-                    report=report,
+                    report={},  # the ingest part of the report stays on the delivery
                 )
         if busy is not None:
             raise busy

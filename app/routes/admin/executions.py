@@ -9,6 +9,7 @@ from flask import Response, g, request, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
+from app.db import deliveries as deliveries_sql
 from app.db import execution_logs, get_db
 from app.db import execution_queue as queue
 from app.db import executions as executions_sql
@@ -60,7 +61,12 @@ def list_executions(query: ExecutionQuery) -> dict[str, Any]:
 
 @bp.get("/<execution_id>", summary="One execution with its processing report")
 def get_execution(path: ExecutionPath) -> dict[str, Any]:
-    return executions_sql.get(get_db(), path.execution_id)
+    """The report joins the ingest stages (from the delivery) and the run's own."""
+    db = get_db()
+    execution = executions_sql.get(db, path.execution_id)
+    ingest = deliveries_sql.report(db, execution["delivery_id"]) if execution["delivery_id"] else {}
+    execution["report"] = {**ingest, **execution["report"]}
+    return execution
 
 
 class LogQuery(BaseModel):
