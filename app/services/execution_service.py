@@ -2,10 +2,11 @@
 
 :meth:`ExecutionService.dispatch_webhook_event` is the single entry point for
 the webhook route, delivery replay and (without writing) the dry run. Its
-write is one short ``BEGIN IMMEDIATE`` transaction that claims the dedup key
-and inserts the delivery and the queued execution together, so a 2xx is only
-ever sent for a webhook that is durably recorded, and two concurrent copies
-cannot both start an execution. Nothing that can yield runs inside it.
+write claims the dedup key and inserts the delivery and the queued execution
+together in one transaction - shared with other requests arriving at the same
+moment (:mod:`app.db.group_commit`), each in its own savepoint - so a 2xx is
+only ever sent for a webhook that is durably recorded, and two concurrent
+copies cannot both start an execution. Nothing that can yield runs inside it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jmespath.exceptions import JMESPathError
@@ -24,6 +25,7 @@ from app.db import Database, dedup_keys
 from app.db import deliveries as deliveries_sql
 from app.db import execution_queue as queue
 from app.db import executions as executions_sql
+from app.db.group_commit import GroupCommitter
 from app.errors import TriggerBusy
 from app.services import dedup
 from app.services.inbound import InboundRequest, ParsedBody, canonical_json, parse_body
@@ -47,6 +49,15 @@ class Evaluation:
     filter_trace: dict[str, Any] | None
     matched: bool
     dedup: dedup.DedupDecision
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """What the ingest transaction decided for one request."""
+
+    duplicate_of: str | None = None
+    busy: TriggerBusy | None = None
+    superseded: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class ExecutionService:
         self.db = db
         self.settings = settings
         self.engine = engine
+        self.committer = GroupCommitter(db)
 
     def evaluate(self, trigger: CompiledTrigger, request: InboundRequest) -> Evaluation:
         """Parse, filter and choose the dedup key; raises InvalidJson. Writes nothing."""
@@ -134,9 +146,9 @@ class ExecutionService:
         execution_id = uuid.uuid4().hex
         key = None if bypass_dedup else evaluation.dedup.key
         now = utc_now_iso()
-        busy: TriggerBusy | None = None
-        superseded: list[str] = []
-        with self.db.write() as conn:
+        expires_at = utc_now_iso(evaluation.dedup.window_seconds)
+
+        def record(conn: sqlite3.Connection) -> _Recorded:
             if key is not None:
                 original = dedup_keys.claim(
                     conn,
@@ -145,43 +157,53 @@ class ExecutionService:
                     delivery_id=delivery_id,
                     execution_id=execution_id,
                     now=now,
-                    expires_at=utc_now_iso(evaluation.dedup.window_seconds),
+                    expires_at=expires_at,
                 )
                 if original is not None:
-                    record = self._delivery(
-                        trigger, request, delivery_id, "duplicate", key, original, report
+                    deliveries_sql.insert(
+                        conn,
+                        self._delivery(
+                            trigger, request, delivery_id, "duplicate", key, original, report
+                        ),
                     )
-                    deliveries_sql.insert(conn, record)
-                    return DispatchResult("duplicate", delivery_id, original)
+                    return _Recorded(duplicate_of=original)
             busy = _admission(conn, trigger)
             if busy is not None:
                 # Refused work must not hold the key: the sender's retry has to run.
                 if key is not None:
                     dedup_keys.release(conn, trigger.name, key, execution_id)
-                report["rejected"] = busy.code
-                record = self._delivery(
-                    trigger, request, delivery_id, "rejected", None, None, report
-                )
-                deliveries_sql.insert(conn, record)
-            else:
-                if trigger.document.concurrency.on_busy == "replace":
-                    superseded = queue.supersede(conn, trigger.name, now)
-                record = self._delivery(
-                    trigger, request, delivery_id, "accepted", key, execution_id, report
-                )
-                deliveries_sql.insert(conn, record)
-                executions_sql.insert_queued(
+                rejected = {**report, "rejected": busy.code}
+                deliveries_sql.insert(
                     conn,
-                    execution_id=execution_id,
-                    trigger=trigger.name,
-                    delivery_id=delivery_id,
-                    request_id=request.request_id,
-                    created_at=now,
-                    report={},  # the ingest part of the report stays on the delivery
+                    self._delivery(trigger, request, delivery_id, "rejected", None, None, rejected),
                 )
-        if busy is not None:
-            raise busy
-        self._after_commit(superseded)
+                return _Recorded(busy=busy)
+            superseded = []
+            if trigger.document.concurrency.on_busy == "replace":
+                superseded = queue.supersede(conn, trigger.name, now)
+            deliveries_sql.insert(
+                conn,
+                self._delivery(
+                    trigger, request, delivery_id, "accepted", key, execution_id, report
+                ),
+            )
+            executions_sql.insert_queued(
+                conn,
+                execution_id=execution_id,
+                trigger=trigger.name,
+                delivery_id=delivery_id,
+                request_id=request.request_id,
+                created_at=now,
+                report={},  # the ingest part of the report stays on the delivery
+            )
+            return _Recorded(superseded=superseded)
+
+        recorded = self.committer.run(record)
+        if recorded.duplicate_of is not None:
+            return DispatchResult("duplicate", delivery_id, recorded.duplicate_of)
+        if recorded.busy is not None:
+            raise recorded.busy
+        self._after_commit(recorded.superseded)
         return DispatchResult("accepted", delivery_id, execution_id)
 
     def rerun(self, execution_id: str, request_id: str | None) -> str:
