@@ -29,7 +29,13 @@ from pathlib import Path
 from app.clock import utc_now_iso
 from app.db.connection import Database
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+def _migrations_dir() -> Path:
+    """``migrations/`` beside the source tree, or in the working directory (installed copy)."""
+    beside_source = Path(__file__).resolve().parents[2] / "migrations"
+    return beside_source if beside_source.is_dir() else Path.cwd() / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Transaction control, but not the BEGIN ... END; of a CREATE TRIGGER body.
 _TXN_RE = re.compile(
