@@ -7,8 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from app.db import paging
 from app.db.connection import Database
-from app.db.paging import select_page
 from app.errors import NotFound
 
 
@@ -94,17 +94,14 @@ def list_recent(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Summaries, newest first."""
-    return select_page(
+    return paging.recent(
         db,
         table="deliveries",
         columns=_SUMMARY,
         time_column="received_at",
-        filters=[
-            ("trigger = ?", trigger),
-            ("outcome = ?", outcome),
-            ("received_at >= ?", since),
-            ("received_at < ?", until),
-        ],
+        equals={"trigger": trigger, "outcome": outcome},
+        since=since,
+        until=until,
         after=after,
         limit=limit,
     )

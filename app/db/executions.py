@@ -6,8 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
+from app.db import paging
 from app.db.connection import Database
-from app.db.paging import select_page
 from app.errors import NotFound
 
 ACTIVE_STATUSES = ("queued", "running")
@@ -80,17 +80,14 @@ def list_recent(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Summaries, newest first."""
-    return select_page(
+    return paging.recent(
         db,
         table="executions",
         columns=_SUMMARY,
         time_column="created_at",
-        filters=[
-            ("trigger = ?", trigger),
-            ("status = ?", status),
-            ("created_at >= ?", since),
-            ("created_at < ?", until),
-        ],
+        equals={"trigger": trigger, "status": status},
+        since=since,
+        until=until,
         after=after,
         limit=limit,
     )

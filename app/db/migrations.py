@@ -29,6 +29,7 @@ from pathlib import Path
 from app.clock import utc_now_iso
 from app.db.connection import Database
 
+
 def _migrations_dir() -> Path:
     """``migrations/`` beside the source tree, or in the working directory (installed copy)."""
     beside_source = Path(__file__).resolve().parents[2] / "migrations"

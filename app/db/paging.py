@@ -40,3 +40,29 @@ def select_page(
             (*params, limit),
         ).fetchall()
     return [dict(row) for row in rows]
+
+
+def recent(
+    db: Database,
+    *,
+    table: str,
+    columns: str,
+    time_column: str,
+    equals: dict[str, str | None],
+    since: str | None,
+    until: str | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """A page of ``table`` newest first, filtered by exact ``equals`` and ``[since, until)``."""
+    filters: list[Filter] = [(f"{column} = ?", value) for column, value in equals.items()]
+    filters += [(f"{time_column} >= ?", since), (f"{time_column} < ?", until)]
+    return select_page(
+        db,
+        table=table,
+        columns=columns,
+        time_column=time_column,
+        filters=filters,
+        after=after,
+        limit=limit,
+    )

@@ -11,6 +11,7 @@ copies cannot both start an execution. Nothing that can yield runs inside it.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 import uuid
@@ -140,8 +141,10 @@ class ExecutionService:
         evaluation = self.evaluate(trigger, request)
         delivery_id = uuid.uuid4().hex
         report = self._report(trigger, request, evaluation, _stage(request_started))
+        delivery = functools.partial(self._delivery, trigger, request, delivery_id)
         if not evaluation.matched:
-            self._record(trigger, request, delivery_id, "ignored", None, None, report)
+            ignored = delivery("ignored", None, None, report)
+            self.committer.run(lambda conn: deliveries_sql.insert(conn, ignored))
             return DispatchResult("ignored", delivery_id, None, reason="filter_mismatch")
         execution_id = uuid.uuid4().hex
         key = None if bypass_dedup else evaluation.dedup.key
@@ -162,9 +165,7 @@ class ExecutionService:
                 if original is not None:
                     deliveries_sql.insert(
                         conn,
-                        self._delivery(
-                            trigger, request, delivery_id, "duplicate", key, original, report
-                        ),
+                        delivery("duplicate", key, original, report),
                     )
                     return _Recorded(duplicate_of=original)
             busy = _admission(conn, trigger)
@@ -175,7 +176,7 @@ class ExecutionService:
                 rejected = {**report, "rejected": busy.code}
                 deliveries_sql.insert(
                     conn,
-                    self._delivery(trigger, request, delivery_id, "rejected", None, None, rejected),
+                    delivery("rejected", None, None, rejected),
                 )
                 return _Recorded(busy=busy)
             superseded = []
@@ -183,9 +184,7 @@ class ExecutionService:
                 superseded = queue.supersede(conn, trigger.name, now)
             deliveries_sql.insert(
                 conn,
-                self._delivery(
-                    trigger, request, delivery_id, "accepted", key, execution_id, report
-                ),
+                delivery("accepted", key, execution_id, report),
             )
             executions_sql.insert_queued(
                 conn,
@@ -230,22 +229,6 @@ class ExecutionService:
             for running_id in superseded:
                 self.engine.cancel_local(running_id)
             self.engine.wake()
-
-    def _record(
-        self,
-        trigger: CompiledTrigger,
-        request: InboundRequest,
-        delivery_id: str,
-        outcome: str,
-        key: str | None,
-        execution_id: str | None,
-        report: dict[str, Any],
-    ) -> None:
-        with self.db.write() as conn:
-            deliveries_sql.insert(
-                conn,
-                self._delivery(trigger, request, delivery_id, outcome, key, execution_id, report),
-            )
 
     @staticmethod
     def _delivery(
