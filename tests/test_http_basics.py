@@ -123,4 +123,6 @@ def test_openapi_spec_and_docs_are_served(client: FlaskClient) -> None:
     spec = client.get("/openapi.json")
     assert spec.status_code == 200
     assert spec.get_json()["info"]["title"] == "Hookrunner"
+    assert "401" in spec.get_json()["paths"]["/webhooks/{trigger}"]["post"]["responses"]
     assert client.get("/docs/").status_code == 200
+    assert "/webhooks/{trigger}" in client.get("/docs/openapi.json").get_json()["paths"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask_openapi3 import OpenAPI
 
-from app.routes import health, metrics, webhooks
+from app.routes import health, ingest_spec, metrics, webhooks
 from app.routes.admin import register_admin
 
 
@@ -18,6 +18,10 @@ def register_blueprints(app: OpenAPI) -> None:
 
     # The spec at the root as well as under the docs page (/docs/openapi.json).
     def openapi_json() -> dict[str, Any]:
-        return app.api_doc
+        spec = app.api_doc  # generated once, then cached (and shared with /docs/)
+        ingest_spec.add_to(spec)
+        return spec
 
     app.add_url_rule("/openapi.json", "openapi_json", openapi_json)
+    if "openapi.doc_url" in app.view_functions:  # the docs page reads the same spec
+        app.view_functions["openapi.doc_url"] = openapi_json

@@ -1,0 +1,74 @@
+"""OpenAPI description of ``POST /webhooks/{trigger}``.
+
+The ingest route is a plain Flask view (no model validation on the hot path),
+so its contract is written here and added to the generated spec.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+    }
+
+
+ERROR_ENVELOPE: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "request_id"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "request_id": {"type": ["string", "null"]},
+                "details": {},
+            },
+        }
+    },
+}
+
+WEBHOOK_PATH: dict[str, Any] = {
+    "post": {
+        "tags": ["webhooks"],
+        "summary": "Receive a webhook: verify, deduplicate, record, queue an execution",
+        "operationId": "receive_webhook",
+        "parameters": [
+            {
+                "name": "trigger",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
+            }
+        ],
+        "requestBody": {
+            "description": "The sender's payload, verified over its raw bytes.",
+            "content": {
+                "application/json": {"schema": {}},
+                "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        },
+        "responses": {
+            "200": {"description": "Duplicate: the original execution id is returned."},
+            "202": {"description": "Accepted (or ignored by the filter) and durably recorded."},
+            "400": _error("invalid_json"),
+            "401": _error("signature_missing | signature_invalid | timestamp_out_of_tolerance"),
+            "404": _error("trigger_not_found"),
+            "409": _error("trigger_disabled"),
+            "413": _error("payload_too_large"),
+            "429": _error("trigger_busy | queue_full (with Retry-After)"),
+            "503": _error("store_unavailable (with Retry-After)"),
+        },
+    }
+}
+
+
+def add_to(spec: dict[str, Any]) -> None:
+    spec.setdefault("paths", {})["/webhooks/{trigger}"] = WEBHOOK_PATH
+    spec.setdefault("components", {}).setdefault("schemas", {})["ErrorEnvelope"] = ERROR_ENVELOPE
