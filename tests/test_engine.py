@@ -356,3 +356,16 @@ def test_logs_endpoint_pages_by_seq(client: FlaskClient) -> None:
     assert body["last_seq"] == 4
     missing = client.get("/admin/executions/nope/logs", headers=ENGINE_AUTH)
     assert missing.status_code == 404
+
+
+def test_cwd_is_honoured(client: FlaskClient, tmp_path: Path) -> None:
+    _trigger(client, "where", _command("/bin/pwd", cwd=str(tmp_path)))
+    execution = _finished(client, _send(client, "where").get_json()["execution_id"])
+    assert execution["status"] == "succeeded"
+    assert _lines(client, execution["id"]) == [str(tmp_path)]
+
+
+def test_program_is_found_on_path(client: FlaskClient) -> None:
+    _trigger(client, "bare", _command("echo", "found"))
+    execution = _finished(client, _send(client, "bare").get_json()["execution_id"])
+    assert _lines(client, execution["id"]) == ["found"]

@@ -22,7 +22,6 @@ import contextlib
 import contextvars
 import os
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -31,6 +30,7 @@ from typing import IO
 
 from app.schemas.triggers import CommandAction
 from app.services.rendering import RenderedCommand, mask_secrets, render_command
+from app.services.runners import spawn
 from app.services.runners.base import OutputSink, RunContext, RunResult
 from app.services.templates import TemplateRenderError
 
@@ -76,27 +76,30 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
         pipe.write(data)
 
 
-def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+def _signal_group(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signum)
+        os.killpg(pid, signum)
 
 
-def _stop_group(process: subprocess.Popen[bytes], exited: threading.Event) -> None:
+def _stop_group(pid: int, exited: threading.Event) -> None:
     """SIGTERM the group, then SIGKILL it if the leader is still there after the grace."""
-    _signal_group(process, signal.SIGTERM)
+    _signal_group(pid, signal.SIGTERM)
     if not exited.wait(KILL_GRACE_SECONDS):
-        _signal_group(process, signal.SIGKILL)
+        _signal_group(pid, signal.SIGKILL)
         exited.wait()
 
 
 def _supervise(
-    process: subprocess.Popen[bytes], action: CommandAction, ctx: RunContext
+    child: spawn.Child, action: CommandAction, ctx: RunContext, exit_codes: list[int]
 ) -> str | None:
-    """Wait for exit, timeout or cancellation; returns "timed_out"/"cancelled" or None."""
+    """Wait for exit, timeout or cancellation; returns "timed_out"/"cancelled" or None.
+
+    The exit code is appended to ``exit_codes`` once the process has exited.
+    """
     exited = threading.Event()
 
     def wait_for_exit() -> None:
-        process.wait()
+        exit_codes.append(child.wait())
         exited.set()
 
     _spawn(wait_for_exit)
@@ -104,13 +107,13 @@ def _supervise(
     while not exited.wait(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic()))):
         if ctx.cancelled.is_set():
             ctx.output.system("cancel requested: stopping the process group")
-            _stop_group(process, exited)
+            _stop_group(child.pid, exited)
             return "cancelled"
         if time.monotonic() >= deadline:
             ctx.output.system(
                 f"timed out after {action.timeout_seconds} s: stopping the process group"
             )
-            _stop_group(process, exited)
+            _stop_group(child.pid, exited)
             return "timed_out"
     return None
 
@@ -143,36 +146,28 @@ def _run(
     argv = rendered.argv
     env = child_environment(rendered.env, ctx, payload_path)
     try:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE if action.stdin == "payload" else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=action.cwd,
-            env=env,
-            start_new_session=True,
-        )
+        child = spawn.start(argv, env, action.cwd, with_stdin=action.stdin == "payload")
     except OSError as exc:
         message = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
         ctx.output.system(message)
         return RunResult("failed", error=message, details=details, retryable=False)
-    details["pid"] = process.pid
-    stdout, stderr, stdin = process.stdout, process.stderr, process.stdin
-    assert stdout is not None and stderr is not None
+    details["pid"] = child.pid
     readers = [
-        _spawn(lambda: _pump(stdout, "stdout", ctx.output)),
-        _spawn(lambda: _pump(stderr, "stderr", ctx.output)),
+        _spawn(lambda: _pump(child.stdout, "stdout", ctx.output)),
+        _spawn(lambda: _pump(child.stderr, "stderr", ctx.output)),
     ]
+    stdin = child.stdin
     if stdin is not None:
         _spawn(lambda: _feed(stdin, ctx.raw_body))
-    stopped = _supervise(process, action, ctx)
+    exit_codes: list[int] = []
+    stopped = _supervise(child, action, ctx, exit_codes)
     for reader in readers:
         reader.join(_DRAIN_SECONDS)
     if any(reader.is_alive() for reader in readers):
-        _signal_group(process, signal.SIGKILL)  # a background grandchild held the pipes
+        _signal_group(child.pid, signal.SIGKILL)  # a background grandchild held the pipes
         for reader in readers:
             reader.join()
-    exit_code = process.returncode
+    exit_code = exit_codes[0]
     details["exit_code"] = exit_code
     if stopped is not None:
         return RunResult(
