@@ -237,3 +237,24 @@ def _duration_ms(started_at: str | None, finished_at: str) -> float | None:
     if not started_at:
         return None
     return round((parse_iso(finished_at) - parse_iso(started_at)).total_seconds() * 1000, 3)
+
+
+STATUS_FIELDS = (
+    "id",
+    "trigger",
+    "status",
+    "attempt",
+    "exit_code",
+    "error",
+    "started_at",
+    "finished_at",
+)
+
+
+def status_row(db: Database, execution_id: str) -> dict[str, Any] | None:
+    """The status fields of one execution (no report), or None."""
+    with db.read() as conn:
+        row = conn.execute(
+            f"SELECT {', '.join(STATUS_FIELDS)} FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+    return None if row is None else dict(row)

@@ -18,6 +18,7 @@ class Notifier:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[threading.Event]] = defaultdict(set)
+        self._versions: dict[str, int] = defaultdict(int)
 
     def subscribe(self, topic: str) -> threading.Event:
         event = threading.Event()
@@ -35,9 +36,21 @@ class Notifier:
 
     def notify(self, topic: str) -> None:
         with self._lock:
+            self._versions[topic] += 1
             events = list(self._waiters.get(topic, ()))
         for event in events:
             event.set()
+
+    def version(self, topic: str) -> int:
+        """How many notifications ``topic`` has had in this process."""
+        with self._lock:
+            return self._versions.get(topic, 0)
+
+    def forget(self, topic: str) -> None:
+        """Drop the version counter of a topic nobody follows any more."""
+        with self._lock:
+            if topic not in self._waiters:
+                self._versions.pop(topic, None)
 
     def subscriber_count(self) -> int:
         with self._lock:

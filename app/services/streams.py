@@ -12,6 +12,9 @@ Protocol of ``GET /admin/executions/<id>/stream``:
   execution runs in this worker) or at most :data:`POLL_SECONDS` (when it runs
   elsewhere), and sends a ``: keepalive`` comment every 15 s of silence.
 * No database connection is held while waiting: each read borrows one briefly.
+  Subscribers of the same execution at the same position share one read
+  (:class:`_SharedReads`): a notification is read from the store once, not
+  once per subscriber, which keeps a thousand followers of one execution cheap.
 * On worker shutdown the stream returns promptly; clients reconnect with
   ``Last-Event-ID``.
 
@@ -26,7 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from app.db import Database, execution_logs, executions
+from app.db import Database, execution_logs
 from app.db import execution_queue as queue
 from app.db.executions import FINAL_STATUSES
 from app.lifecycle import shutting_down
@@ -36,16 +39,37 @@ POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 RETRY_MILLISECONDS = 2000
 _BATCH = 500
-_STATUS_FIELDS = (
-    "id",
-    "trigger",
-    "status",
-    "attempt",
-    "exit_code",
-    "error",
-    "started_at",
-    "finished_at",
-)
+_SHARE_SECONDS = 0.25  # how long a shared read may serve others without a new notification
+
+
+class _SharedReads:
+    """Reads of (status, lines after seq) shared by subscribers at the same position.
+
+    A cached read serves others while no notification arrived since it was
+    made and it is younger than :data:`_SHARE_SECONDS` (so streams of
+    executions running in other processes still see new rows when they poll).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, int], tuple[int, float, Any, list[dict[str, Any]]]] = {}
+
+    def read(
+        self, db: Database, execution_id: str, after_seq: int
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        version, now = notifier.version(execution_id), time.monotonic()
+        key = (execution_id, after_seq)
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] == version and now - hit[1] < _SHARE_SECONDS:
+            return hit[2], hit[3]
+        status = queue.status_row(db, execution_id)
+        lines = execution_logs.after(db, execution_id, after_seq, _BATCH)
+        if len(self._entries) > 4096:
+            self._entries = {k: v for k, v in self._entries.items() if now - v[1] < _SHARE_SECONDS}
+        self._entries[key] = (version, now, status, lines)
+        return status, lines
+
+
+_shared = _SharedReads()
 
 
 def sse(event: str, data: dict[str, Any], event_id: str | int | None = None) -> str:
@@ -62,12 +86,13 @@ def execution_stream(db: Database, execution_id: str, after_seq: int) -> Iterato
         last_sent = time.monotonic()
         while True:
             subscription.clear()
-            row = executions.get(db, execution_id)
+            row, lines = _shared.read(db, execution_id, after_seq)
+            if row is None:
+                return
             if row["status"] != last_status:
                 last_status = row["status"]
-                yield sse("status", {key: row[key] for key in _STATUS_FIELDS})
+                yield sse("status", row)
                 last_sent = time.monotonic()
-            lines = execution_logs.after(db, execution_id, after_seq, _BATCH)
             for line in lines:
                 after_seq = line["seq"]
                 yield sse("log", line, event_id=line["seq"])

@@ -48,6 +48,19 @@ def _file(fd: int, mode: str) -> IO[bytes]:
     return os.fdopen(fd, mode)
 
 
+def _prepare_child_watching() -> None:
+    """Make sure libev handles SIGCHLD (call before spawning).
+
+    Anyone resetting SIGCHLD to its default - Gunicorn does in each worker -
+    uninstalls libev's handler; gevent's own subprocess re-installs it before
+    every spawn, and so must we, or a child's exit would go unnoticed.
+    """
+    if _gevent_active():
+        from gevent import get_hub
+
+        get_hub().loop.install_sigchld()
+
+
 def _exit_waiter(pid: int) -> Callable[[], int]:
     """A function that waits for ``pid`` to exit; set up before anything can yield."""
     if not _gevent_active():
@@ -103,6 +116,7 @@ def start(argv: list[str], env: dict[str, str], cwd: str | None, with_stdin: boo
         else (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
     )
     actions = [stdin_action, (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)]
+    _prepare_child_watching()
     try:
         pid = os.posix_spawn(path, argv, env, file_actions=actions, setsid=True)
         wait = _exit_waiter(pid)

@@ -1,0 +1,46 @@
+"""Process start under gevent, as inside a Gunicorn worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+# As in a Gunicorn worker: gevent patched, SIGCHLD reset to its default (which
+# uninstalls libev's handler until it is installed again), many children at once.
+_UNDER_GEVENT = textwrap.dedent(
+    """
+    from gevent import monkey; monkey.patch_all()
+    import signal, gevent
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    from app.services.runners import spawn
+
+    def run(code):
+        child = spawn.start(["/bin/sh", "-c", f"echo out; echo err >&2; exit {code}"],
+                            {"PATH": "/usr/bin:/bin"}, None, False)
+        out, err = child.stdout.read(), child.stderr.read()
+        child.stdout.close(); child.stderr.close()
+        return child.wait(), out, err
+
+    jobs = [gevent.spawn(run, n % 5) for n in range(50)]
+    gevent.joinall(jobs, timeout=30)
+    assert all(job.ready() for job in jobs), "a child's exit went unnoticed"
+    assert [job.value[0] for job in jobs] == [n % 5 for n in range(50)]
+    assert {job.value[1:] for job in jobs} == {(b"out\\n", b"err\\n")}
+    print("ok")
+    """
+)
+
+
+def test_children_are_reaped_with_their_exit_codes_under_gevent() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _UNDER_GEVENT],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
