@@ -8,6 +8,7 @@ streams are dropped.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from app.config import Settings
@@ -54,6 +55,7 @@ def init_sentry(settings: Settings) -> bool:
         return False
     import sentry_sdk
     from sentry_sdk.integrations.flask import FlaskIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration
 
     from app import __version__
 
@@ -61,12 +63,20 @@ def init_sentry(settings: Settings) -> bool:
         dsn=settings.sentry_dsn,
         environment=settings.sentry_environment,
         release=settings.sentry_release or f"hookrunner@{__version__}",
-        traces_sample_rate=settings.sentry_traces_sample_rate,
+        # 0 means no tracing at all (no unsampled transaction objects per request).
+        traces_sample_rate=settings.sentry_traces_sample_rate or None,
         send_default_pii=False,
+        # Release-health sessions per request cost more than they tell a webhook server.
+        auto_session_tracking=False,
         max_request_body_size="never",
         # Frames of the engine hold rendered env and secrets: never ship local variables.
         include_local_variables=False,
-        integrations=[FlaskIntegration()],
+        # ERROR lines become events; INFO lines (one access line per request) do not
+        # become breadcrumbs - executions add their own at each stage.
+        integrations=[
+            FlaskIntegration(),
+            LoggingIntegration(level=logging.WARNING, event_level=logging.ERROR),
+        ],
         before_send=before_send,  # type: ignore[arg-type]
         before_send_transaction=before_send_transaction,  # type: ignore[arg-type]
     )
