@@ -37,10 +37,18 @@ fmt:
 typecheck:
     mypy
 
-# Benchmarks (bench/README.md): ingest vs bare Flask on one gevent worker, then stage costs.
-bench *ARGS:
-    python bench/ingest.py {{ARGS}}
+# Tools the benchmarks compare against or drive with (Debian packages; needs root).
+bench-deps:
+    command -v wrk >/dev/null && command -v webhook >/dev/null || (apt-get update && apt-get install -y wrk webhook)
+
+# Benchmarks (bench/README.md), each against its baseline in the same run; see bench/RESULTS.md.
+bench: bench-deps
+    python bench/ingest.py --snapshot HEAD --rounds 2
     python bench/stages.py
+    python bench/dispatch.py --snapshot HEAD
+    python bench/sse_fanout.py --snapshot HEAD
+    python bench/sentry_overhead.py --snapshot HEAD
+    python bench/scaling.py --snapshot HEAD
 
 # Drills: kill -9 under load, duplicate storm and graceful restart, bad-input sweep.
 drills:

@@ -36,20 +36,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import harness
 import loadgen
 import machine
 import servers
@@ -60,7 +60,7 @@ TARGETS = ("bare", "hookrunner")
 RATIO_TARGET = 0.70
 FIXED_P99_TARGET_MS = 25.0
 EXPECTED_STATUS = 202
-FOREIGN_CPU_LIMIT = 0.05  # CPUs' worth of other processes' work tolerated during a run
+FOREIGN_CPU_LIMIT = harness.FOREIGN_CPU_LIMIT
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class Params:
     quiet_wait: float
     snapshot: str | None
     retries: int
+    server_env: dict[str, str] = field(default_factory=dict)  # e.g. SENTRY_DSN, GUNICORN_WORKERS
 
 
 # --- command line ------------------------------------------------------------------------
@@ -190,14 +191,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, Path, bool]:
     return params, output, args.keep_tmp
 
 
-def choose_cpus(pin: bool) -> tuple[int | None, int | None]:
-    """(server CPU, load-generator CPU), or no pinning with fewer than two CPUs."""
-    allowed = sorted(os.sched_getaffinity(0))
-    if not pin or len(allowed) < 2:
-        return None, None
-    return allowed[0], allowed[1]
-
-
 def target_path(name: str) -> str:
     return "/bare" if name == "bare" else f"/webhooks/{signing.TRIGGER}"
 
@@ -207,9 +200,10 @@ def target_path(name: str) -> str:
 
 @contextmanager
 def serve(workdir: Path, name: str, app: str | None, params: Params) -> Iterator[servers.Server]:
-    server_cpu, _ = choose_cpus(params.pin)
+    server_cpu, _ = harness.choose_cpus(params.pin)
+    env = params.server_env if app is None else {}
     with servers.gunicorn(
-        workdir, name, app, server_cpu, params.project_root, params.engine
+        workdir, name, app, server_cpu, params.project_root, params.engine, env
     ) as server:
         if app is None:
             servers.create_trigger(server)
@@ -237,7 +231,7 @@ def run_phase(
         threads=params.threads,
         connections=params.connections,
         duration_s=duration,
-        cpu=choose_cpus(params.pin)[1],
+        cpu=harness.choose_cpus(params.pin)[1],
     )
     return loadgen.run_load(spec, workdir / "wrk.log")
 
@@ -247,45 +241,6 @@ def pool_size(expected_rps: float, duration: float) -> int:
     return max(20_000, math.ceil(expected_rps * duration * 2) + 1000)
 
 
-def worker_pid(server: servers.Server) -> int:
-    """The pid of the (single) Gunicorn worker, a child of the arbiter."""
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    if len(children) != 1:
-        raise RuntimeError(f"expected one worker under {pid}, found {children}")
-    return int(children[0])
-
-
-@contextmanager
-def profiling(
-    py_spy: str | None, server: servers.Server, duration: float, path: Path
-) -> Iterator[Path | None]:
-    """Sample the worker with py-spy (non-blocking, collapsed stacks) while the block runs."""
-    if py_spy is None:
-        yield None
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        py_spy,
-        "record",
-        "--nonblocking",
-        "--rate=200",
-        "--format=raw",
-        f"--duration={max(1, round(duration))}",
-        f"--pid={worker_pid(server)}",
-        f"--output={path}",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield path
-    finally:
-        try:
-            process.wait(timeout=duration + 30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def saturate(
     name: str,
     round_no: int,
@@ -293,12 +248,16 @@ def saturate(
     params: Params,
     template: signing.BodyTemplate,
     profile_path: Path,
+    label: str | None = None,
 ) -> dict[str, Any]:
-    """Warm up, then the measured closed-loop run, on a fresh server for ``name``."""
+    """Warm up, then the measured closed-loop run, on a fresh server for ``name``.
+
+    ``label`` names the server's files (default ``<name>-r<round>``).
+    """
     app = servers.BARE_APP if name == "bare" else None
     path = target_path(name)
     result: dict[str, Any] = {"target": name, "round": round_no}
-    with serve(workdir, f"{name}-r{round_no}", app, params) as server:
+    with serve(workdir, label or f"{name}-r{round_no}", app, params) as server:
         if name == "bare":
             result["app_override_verified"] = servers.check_bare_override(server)
         warm = run_phase(
@@ -313,7 +272,10 @@ def saturate(
         profile = params.py_spy if name == "hookrunner" else None
         waited = quiet(server, params)
         before = machine.cpu_sample([server.process.pid])
-        with profiling(profile, server, params.duration, profile_path) as profiled:
+        workers = harness.worker_pids(server)  # one: sample it; several: the arbiter's tree
+        pid = workers[0] if len(workers) == 1 else server.process.pid
+        several = len(workers) > 1
+        with harness.profiling(profile, pid, profile_path, params.duration, several) as profiled:
             main = run_phase(
                 server,
                 path,
@@ -362,9 +324,7 @@ def fixed_rate(
 
 
 def quiet(server: servers.Server, params: Params) -> float:
-    if params.quiet_wait <= 0:
-        return 0.0
-    return machine.wait_for_quiet([server.process.pid], FOREIGN_CPU_LIMIT, params.quiet_wait)
+    return harness.quiet([server.process.pid], params.quiet_wait)
 
 
 def durability(db_path: Path, result: dict[str, Any], phases: tuple[str, ...]) -> dict[str, Any]:
@@ -524,13 +484,13 @@ def run_round(
     profile_path = output.with_name(f"{output.stem}-r{round_no}-hookrunner.pyspy.txt")
     pair: dict[str, dict[str, Any]] = {}
     for target in order:
-        pair[target] = with_retries(
+        pair[target] = harness.with_retries(
             f"round {round_no}: {target} at saturation",
             partial(saturate, target, round_no, workdir, params, template, profile_path),
             lambda result: result["main"]["foreign_cpus"],
             params.retries,
         )
-    pair["hookrunner"]["fixed_rate"] = with_retries(
+    pair["hookrunner"]["fixed_rate"] = harness.with_retries(
         f"round {round_no}: hookrunner at {params.rate:g} req/s",
         partial(fixed_rate, round_no, workdir, params, template),
         lambda result: result["foreign_cpus"],
@@ -539,25 +499,6 @@ def run_round(
     for result in pair.values():
         result["flags"] = flags(result)
     return pair
-
-
-def with_retries(
-    label: str,
-    measure: Callable[[], dict[str, Any]],
-    foreign: Callable[[dict[str, Any]], float],
-    retries: int,
-) -> dict[str, Any]:
-    """Measure; redo (up to ``retries`` times) while other processes used the CPU meanwhile."""
-    discarded: list[float] = []
-    while True:
-        print(f"{label} ...", file=sys.stderr, flush=True)
-        result = measure()
-        busy = foreign(result)
-        if busy <= FOREIGN_CPU_LIMIT or len(discarded) >= retries:
-            result["discarded_attempts_foreign_cpus"] = discarded
-            return result
-        print(f"  other processes used {busy:.2f} CPUs; measuring again", file=sys.stderr)
-        discarded.append(busy)
 
 
 def run(params: Params, output: Path, keep_tmp: bool) -> dict[str, Any]:
@@ -571,16 +512,15 @@ def run(params: Params, output: Path, keep_tmp: bool) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="hookrunner-bench-"))
     template = signing.make_template(params.body_bytes)
     described = machine.describe(workdir, params.project_root)  # before pinning this process
-    cpus = choose_cpus(params.pin)
-    if cpus[1] is not None:
-        os.sched_setaffinity(0, {cpus[1]})  # this process drives the fixed-rate test
+    cpus = harness.choose_cpus(params.pin)
+    harness.pin_self(cpus[1])  # this process drives the fixed-rate test
     try:
         rounds = [
             run_round(round_no, workdir, params, template, output)
             for round_no in range(1, params.rounds + 1)
         ]
         trigger = servers.TRIGGER_DOCUMENT | {"auth": {"scheme": "github", "secrets": ["***"]}}
-        results = {
+        results: dict[str, Any] = {
             "machine": described,
             "params": {**params.__dict__, "project_root": str(params.project_root)},
             "trigger": trigger,

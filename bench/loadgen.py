@@ -356,3 +356,93 @@ def run_fixed_rate(
         errors=dict(tally.errors),
         max_send_lag_ms=round(lag[0] * 1000, 3),
     )
+
+
+# --- a fixed number of requests, closed loop or paced --------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request of :func:`run_count`: wall-clock times (``time.time()``), status, body."""
+
+    sent_at: float
+    done_at: float
+    status: int
+    body: bytes
+
+
+@dataclass
+class CountResult:
+    answers: list[Answer]
+    errors: dict[str, int]
+    client_cpu_s: float  # CPU time of this process during the run (is the client the limit?)
+
+    @property
+    def first_sent(self) -> float:
+        return min(answer.sent_at for answer in self.answers)
+
+    @property
+    def last_done(self) -> float:
+        return max(answer.done_at for answer in self.answers)
+
+    def statuses(self) -> dict[str, int]:
+        return dict(Counter(str(answer.status) for answer in self.answers))
+
+
+def run_count(
+    host: str,
+    port: int,
+    path: str,
+    items: Sequence[Delivery],
+    concurrency: int,
+    rate: float | None = None,
+    timeout_s: float = 120,
+) -> CountResult:
+    """Send every item once from ``concurrency`` keep-alive connections; keep each answer.
+
+    Closed loop (each connection sends its next request when the previous one is
+    answered) or, with ``rate``, paced: item *i* is not sent before t0 + i / rate.
+    Stops at ``timeout_s`` even if items are left.
+    """
+    answers: list[Answer | None] = [None] * len(items)
+    errors: Counter[str] = Counter()
+    lock = threading.Lock()
+    indexes = iter(range(len(items)))
+    started = time.perf_counter()
+    deadline = started + timeout_s
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
+        while time.perf_counter() < deadline:
+            with lock:
+                index = next(indexes, None)
+            if index is None:
+                break
+            if rate is not None and (pause := started + index / rate - time.perf_counter()) > 0:
+                time.sleep(pause)
+            item = items[index]
+            sent_at = time.time()
+            try:
+                conn.request("POST", path, body=item.body, headers=item.headers())
+                response = conn.getresponse()
+                body = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                with lock:
+                    errors[type(exc).__name__] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
+                continue
+            answers[index] = Answer(sent_at, time.time(), response.status, body)
+        conn.close()
+
+    cpu_before = time.process_time()
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout_s + 30)
+    return CountResult(
+        answers=[answer for answer in answers if answer is not None],
+        errors=dict(errors),
+        client_cpu_s=round(time.process_time() - cpu_before, 3),
+    )

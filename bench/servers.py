@@ -46,6 +46,17 @@ class Server:
     admin_token: str
 
 
+@dataclass(frozen=True)
+class Peer:
+    """A server that is not Hookrunner (adnanh/webhook)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    log_path: Path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -53,7 +64,7 @@ def free_port() -> int:
 
 
 def request(
-    server: Server,
+    server: Server | Peer,
     method: str,
     path: str,
     body: bytes | None = None,
@@ -69,15 +80,21 @@ def request(
 
 
 def server_env(
-    db_path: Path, port: int, admin_token: str, root: Path, engine: bool
+    db_path: Path,
+    port: int,
+    admin_token: str,
+    root: Path,
+    engine: bool,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The same environment for both targets; ``root`` first on the path, then this checkout.
 
     ``engine`` sets ``ENGINE_ENABLED``: off, the worker only ingests (queued
-    executions stay queued); on, it also runs them, in the same process.
+    executions stay queued); on, it also runs them, in the same process. ``extra``
+    (e.g. ``SENTRY_DSN``, ``GUNICORN_WORKERS``, ``EXECUTION_POOL_SIZE``) is applied last.
     """
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
-    return env | {
+    env |= {
         "ENGINE_ENABLED": "1" if engine else "0",
         "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(root), str(PROJECT_ROOT)])),
         "DATABASE_URL": f"sqlite:///{db_path}",
@@ -89,6 +106,7 @@ def server_env(
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
     }
+    return env | (extra or {})
 
 
 def _pin_to(cpu: int | None) -> Callable[[], None] | None:
@@ -97,7 +115,9 @@ def _pin_to(cpu: int | None) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
-def _wait_ready(server: Server, ready: Callable[[Server], bool], timeout_s: float = 30) -> None:
+def _wait_ready(
+    server: Server | Peer, ready: Callable[[Server | Peer], bool], timeout_s: float = 30
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -111,11 +131,11 @@ def _wait_ready(server: Server, ready: Callable[[Server], bool], timeout_s: floa
     raise RuntimeError(f"{server.name} not ready in {timeout_s} s; see {server.log_path}")
 
 
-def hookrunner_ready(server: Server) -> bool:
+def hookrunner_ready(server: Server | Peer) -> bool:
     return request(server, "GET", "/readyz")[0] == 200
 
 
-def bare_ready(server: Server) -> bool:
+def bare_ready(server: Server | Peer) -> bool:
     headers = {"Content-Type": "application/json"}
     return request(server, "POST", "/bare", b"{}", headers)[0] == 202
 
@@ -139,11 +159,13 @@ def gunicorn(
     cpu: int | None,
     root: Path = PROJECT_ROOT,
     engine: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """Serve Hookrunner (``app=None``) or ``app`` with ``root/gunicorn.conf.py``; stop in finally.
 
     ``root`` is the source tree served (this checkout, or a ``git archive`` snapshot
-    of a commit, so that edits in progress do not change what is measured).
+    of a commit, so that edits in progress do not change what is measured). ``env``
+    overrides variables of :func:`server_env`.
     """
     base, attempt = name, 1
     while (workdir / f"{name}.db").exists() or (workdir / f"{name}-server.log").exists():
@@ -158,7 +180,7 @@ def gunicorn(
         process = subprocess.Popen(
             command,
             cwd=root,
-            env=server_env(db_path, port, token, root, engine),
+            env=server_env(db_path, port, token, root, engine, env),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             preexec_fn=_pin_to(cpu),  # this process starts no threads before the servers
@@ -167,6 +189,52 @@ def gunicorn(
     try:
         _wait_ready(server, bare_ready if app else hookrunner_ready)
         yield server
+    finally:
+        _stop(process)
+
+
+# --- adnanh/webhook (Debian package `webhook`), the peer of bench/dispatch.py -------------
+
+WEBHOOK_BINARY = "/usr/bin/webhook"
+WEBHOOK_INSTALL_HINT = "apt-get update && apt-get install -y webhook"
+
+
+def webhook_version() -> str | None:
+    try:
+        completed = subprocess.run(
+            [WEBHOOK_BINARY, "-version"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (completed.stdout + completed.stderr).strip() or None
+
+
+def _any_answer(server: Server | Peer) -> bool:
+    return request(server, "GET", "/")[0] < 500
+
+
+@contextmanager
+def adnanh_webhook(
+    workdir: Path, name: str, hooks: list[dict[str, Any]], cpu: int | None
+) -> Iterator[Peer]:
+    """Serve ``hooks`` with ``webhook -hooks <file> -ip 127.0.0.1 -port N``; stop in finally.
+
+    Not verbose (no per-request log line), pinned like Hookrunner (Go sizes
+    GOMAXPROCS from the CPU affinity, so it gets the same single CPU).
+    """
+    hooks_path = workdir / f"{name}-hooks.json"
+    hooks_path.write_text(json.dumps(hooks, indent=2))
+    port = free_port()
+    log_path = workdir / f"{name}-server.log"
+    command = [WEBHOOK_BINARY, "-hooks", str(hooks_path), "-ip", "127.0.0.1", "-port", str(port)]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_pin_to(cpu)
+        )
+    peer = Peer(name, process, "127.0.0.1", port, log_path)
+    try:
+        _wait_ready(peer, _any_answer)
+        yield peer
     finally:
         _stop(process)
 
@@ -187,17 +255,16 @@ TRIGGER_DOCUMENT: dict[str, Any] = {
 }
 
 
-def create_trigger(server: Server) -> None:
-    document = TRIGGER_DOCUMENT
-    headers = {
-        "Authorization": f"Bearer {server.admin_token}",
-        "Content-Type": "application/json",
-    }
-    status, body = request(
-        server, "POST", "/admin/triggers", json.dumps(document).encode(), headers
-    )
+def admin_headers(server: Server) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.admin_token}", "Content-Type": "application/json"}
+
+
+def create_trigger(server: Server, document: dict[str, Any] | None = None) -> None:
+    """Create ``document`` (default :data:`TRIGGER_DOCUMENT`) through the admin API."""
+    body = json.dumps(document or TRIGGER_DOCUMENT).encode()
+    status, answer = request(server, "POST", "/admin/triggers", body, admin_headers(server))
     if status != 201:
-        raise RuntimeError(f"creating the trigger failed: {status} {body[:300]!r}")
+        raise RuntimeError(f"creating the trigger failed: {status} {answer[:300]!r}")
 
 
 def analyse_log(log_path: Path, samples: int = 5) -> dict[str, Any]:

@@ -1,0 +1,130 @@
+"""Ingest throughput of Hookrunner under a few server environments, in alternating rounds.
+
+The workload is exactly ``bench/ingest.py``'s Hookrunner target (wrk, unique
+GitHub-signed 1 KiB deliveries, engine off, warm-up then a measured run, a
+fresh server per run); only the server environment differs between variants
+(``SENTRY_DSN``, ``GUNICORN_WORKERS``, ...). Each round measures every variant
+once, in an order that rotates from round to round; each variant's figure is
+its req/s as a ratio of the baseline variant's in the same round, and the
+median over rounds is reported. Used by ``sentry_overhead.py`` and ``scaling.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import harness
+import ingest
+import signing
+
+
+def add_load_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rounds", type=int, default=2, help="rounds over every variant")
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per run")
+    parser.add_argument("--connections", type=int, default=50)
+
+
+def params(args: argparse.Namespace, common: harness.Common, pin: bool) -> ingest.Params:
+    if not 1 <= args.rounds <= 5 or not 1 <= args.duration <= 60 or not 1 <= args.warmup <= 30:
+        raise SystemExit("--rounds must be 1..5, --duration 1..60 s and --warmup 1..30 s")
+    return ingest.Params(
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=max(1, min(args.connections, 1000)),
+        threads=1,
+        rate=200,
+        rate_duration=10,
+        body_bytes=1024,
+        rounds=args.rounds,
+        pin=pin and common.pin,
+        project_root=common.root,
+        py_spy=common.py_spy,
+        engine=False,
+        quiet_wait=common.quiet_wait,
+        snapshot=common.snapshot,
+        retries=common.retries,
+    )
+
+
+def run(
+    base: ingest.Params,
+    variants: dict[str, dict[str, str]],
+    workdir: Path,
+    output: Path,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, dict[str, Any]]]:
+    """Every variant once per round (rotating order); each result as ``ingest.saturate``'s.
+
+    ``on_result`` is called with each attempt's result as soon as its server has stopped.
+    """
+    template = signing.make_template(base.body_bytes)
+    names = list(variants)
+    rounds = []
+    for round_no in range(1, base.rounds + 1):
+        shift = (round_no - 1) % len(names)
+        results: dict[str, dict[str, Any]] = {}
+        for name in names[shift:] + names[:shift]:
+            variant = dataclasses.replace(base, server_env=variants[name])
+            profile = output.with_name(f"{output.stem}-r{round_no}-{name}.pyspy.txt")
+            label = f"{name}-r{round_no}"
+            saturate = partial(
+                ingest.saturate, "hookrunner", round_no, workdir, variant, template, profile, label
+            )
+            results[name] = harness.with_retries(
+                f"round {round_no}: {name}",
+                partial(_attempt, saturate, on_result),
+                lambda result: result["main"]["foreign_cpus"],
+                base.retries,
+            )
+            results[name]["flags"] = ingest.flags(results[name])
+        rounds.append(results)
+    return rounds
+
+
+def _attempt(
+    saturate: Callable[[], dict[str, Any]],
+    on_result: Callable[[dict[str, Any]], None] | None,
+) -> dict[str, Any]:
+    result = saturate()
+    if on_result is not None:
+        on_result(result)
+    return result
+
+
+def summarise(rounds: list[dict[str, dict[str, Any]]], baseline: str) -> dict[str, Any]:
+    """Median req/s per variant and each variant's median ratio to ``baseline``."""
+    summary: dict[str, Any] = {"baseline": baseline, "variants": {}}
+    for name in rounds[0]:
+        rps = [r[name]["main"]["rps"] for r in rounds]
+        ratios = [r[name]["main"]["rps"] / r[baseline]["main"]["rps"] for r in rounds]
+        summary["variants"][name] = {
+            "rps_per_round": rps,
+            "rps_median": statistics.median(rps),
+            "ratio_per_round": [round(x, 4) for x in ratios],
+            "ratio": round(statistics.median(ratios), 4),
+        }
+    summary["flagged"] = any(r[name]["flags"] for r in rounds for name in r)
+    return summary
+
+
+def print_rounds(rounds: list[dict[str, dict[str, Any]]], baseline: str) -> None:
+    print(f"{'round':>5} {'variant':<18} {'req/s':>9} {'vs ' + baseline:>14} {'foreign':>8}")
+    for index, results in enumerate(rounds, start=1):
+        base_rps = results[baseline]["main"]["rps"]
+        for name, result in results.items():
+            main = result["main"]
+            print(
+                f"{index:>5} {name:<18} {main['rps']:>9.1f} {main['rps'] / base_rps:>14.1%}"
+                f" {main['foreign_cpus']:>8.2f}"
+            )
+    for results in rounds:
+        for name, result in results.items():
+            for problem in result["flags"]:
+                print(f"FLAG {name} round {result['round']}: {problem}")
