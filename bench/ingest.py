@@ -103,47 +103,8 @@ def _parser() -> argparse.ArgumentParser:
         help="ENGINE_ENABLED for Hookrunner: off measures the request path alone (the"
         " DESIGN target); on also runs the queued /bin/true executions in the same worker",
     )
-    parser.add_argument(
-        "--no-pin",
-        action="store_true",
-        help="do not pin the server and the load generator to separate CPUs",
-    )
-    parser.add_argument(
-        "--project-root",
-        type=Path,
-        default=servers.PROJECT_ROOT,
-        help="source tree to serve (e.g. a `git archive` snapshot); default: this checkout",
-    )
-    parser.add_argument(
-        "--snapshot",
-        metavar="REV",
-        default=None,
-        help="serve a `git archive` export of this commit of the checkout (e.g. HEAD) instead"
-        " of the working tree, so edits in progress do not change what is measured",
-    )
-    parser.add_argument(
-        "--py-spy",
-        metavar="PATH",
-        default=None,
-        help="py-spy binary: sample the Hookrunner worker during its measured run (that run's"
-        " numbers are then flagged as profiled)",
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=60,
-        help="before each measured run, wait up to this many seconds for other processes to"
-        " go quiet (0 = do not wait)",
-    )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        help="redo a target's measurement (fresh server) up to this many times when other"
-        " processes used the CPU during it",
-    )
-    parser.add_argument("--output", type=Path, default=None)
-    parser.add_argument("--keep-tmp", action="store_true", help="keep DBs, logs and pools")
+    harness.add_common_args(parser)
+    parser.set_defaults(retries=2)
     return parser
 
 

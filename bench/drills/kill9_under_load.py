@@ -21,16 +21,15 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import gunicorn_process
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "drill-secret"
 TOKEN = "drill-admin-token-0123456789abcdef"
 DEADLINE_SECONDS = 600
@@ -38,32 +37,12 @@ DEADLINE_SECONDS = 600
 
 def start_server(db_path: Path, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
     env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{db_path}",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
         "ADMIN_TOKEN": TOKEN,
-        "SCHEDULER_ENABLED": "0",
         "LOG_LEVEL": "WARNING",
         "EXECUTION_LEASE_SECONDS": "5",
     }
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return process
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise SystemExit("server did not become ready")
+    return gunicorn_process.start(db_path, port, log, env)
 
 
 def signed(delivery: str) -> tuple[bytes, dict[str, str]]:
@@ -141,8 +120,7 @@ def main() -> int:
             target = (k + 1) * args.deliveries // (args.kills + 1)
             while len(sender.acked) < target:
                 time.sleep(0.05)
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+            gunicorn_process.stop(server, signal.SIGKILL)
             kills_done += 1
             print(f"kill -9 #{kills_done} after {len(sender.acked)} acknowledged deliveries")
             time.sleep(0.5)
@@ -174,8 +152,7 @@ def main() -> int:
     statuses = dict(
         conn.execute("SELECT status, COUNT(*) FROM executions GROUP BY status").fetchall()
     )
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=60)
+    gunicorn_process.stop(server)
 
     per_key = {key.removeprefix("delivery:"): (count, running) for key, count, running in rows}
     missing = [d for d in sender.acked if d not in per_key]

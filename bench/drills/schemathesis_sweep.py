@@ -14,16 +14,12 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import requests
+import gunicorn_process
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "schemathesis-admin-token-0123456789abcdef"
 
 
@@ -38,30 +34,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="hookrunner-sweep-"))
     port = 19000 + os.getpid() % 1000
     log = workdir / "server.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{workdir / 'sweep.db'}",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "ADMIN_TOKEN": TOKEN,
-        "SCHEDULER_ENABLED": "0",
-        "ENGINE_ENABLED": "0",
-    }
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    env = {"ADMIN_TOKEN": TOKEN, "ENGINE_ENABLED": "0"}
+    server = gunicorn_process.start(workdir / "sweep.db", port, log, env)
     try:
-        for _ in range(300):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
         result = subprocess.run(
             [
                 cli,
@@ -79,8 +54,7 @@ def main() -> int:
             check=False,
         )
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        gunicorn_process.stop(server)
     server_errors = [
         line
         for line in log.read_text(errors="replace").splitlines()
