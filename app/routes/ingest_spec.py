@@ -49,7 +49,7 @@ WEBHOOK_PATH: dict[str, Any] = {
         "requestBody": {
             "description": "The sender's payload, verified over its raw bytes.",
             "content": {
-                "application/json": {"schema": {}},
+                "application/json": {"schema": {"type": "object"}},
                 "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
                 "text/plain": {"schema": {"type": "string"}},
             },
