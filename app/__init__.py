@@ -12,7 +12,7 @@ from typing import Any
 
 from flask_openapi3 import Info, OpenAPI
 
-from app import auth, db, errors, middleware, scheduler
+from app import auth, db, errors, middleware, scheduler, sentry_requests
 from app.config import Settings, load_settings
 from app.db.migrations import migrate
 from app.logging_config import configure_logging
@@ -62,6 +62,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     wiring.init_app(app, database, settings)
 
     middleware.init_app(app)
+    sentry_requests.init_app(app, settings)
     auth.init_app(app)
     errors.init_app(app)
     register_blueprints(app)

@@ -14,7 +14,6 @@ import re
 import time
 import uuid
 
-import sentry_sdk
 from flask import Flask, Response, g, request
 
 from app.context import request_id_var
@@ -36,7 +35,6 @@ def _start_request() -> None:
     g.request_started = time.perf_counter()
     g.request_id = choose_request_id(request.headers.get(REQUEST_ID_HEADER))
     g.request_id_token = request_id_var.set(g.request_id)
-    sentry_sdk.set_tag("request_id", g.request_id)  # no-op without a DSN
 
 
 def _finish_request(response: Response) -> Response:

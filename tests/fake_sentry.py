@@ -71,3 +71,27 @@ def fake_sentry() -> Iterator[tuple[Collector, str]]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def live_sentry(traces_sample_rate: float = 0.0) -> Iterator[Collector]:
+    """Hookrunner's Sentry set-up in this process, sending to a fake ingest.
+
+    Build apps inside the block (the request wrapper is installed only when the
+    SDK is active). Leaving the block flushes every event into the collector and
+    switches the SDK off again.
+    """
+    import dataclasses
+
+    from app.config import load_settings
+    from app.sentry import close_sentry, init_sentry
+
+    with fake_sentry() as (collector, dsn):
+        settings = dataclasses.replace(
+            load_settings(env={}), sentry_dsn=dsn, sentry_traces_sample_rate=traces_sample_rate
+        )
+        assert init_sentry(settings)
+        try:
+            yield collector
+        finally:
+            close_sentry()

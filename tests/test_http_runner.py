@@ -465,3 +465,25 @@ def test_concurrent_forwards_to_one_destination_are_not_serialised(server: Any) 
     for thread in threads:
         thread.join()
     assert [r.status for r in results] == ["succeeded", "succeeded"]
+
+
+def test_with_sentry_on_forwards_carry_no_trace_headers_and_urls_stay_out(server: Any) -> None:
+    import sentry_sdk
+
+    from tests.fake_sentry import live_sentry
+
+    srv = server()
+    srv.reply = Reply(status=500)
+    with (
+        live_sentry(traces_sample_rate=1.0) as collector,
+        sentry_sdk.isolation_scope(),
+        sentry_sdk.start_transaction(name="execution"),
+    ):
+        result, _ = run(f"{srv.base}/hook?token=url-secret-never-in-sentry")
+        sentry_sdk.capture_message("after the forward")
+    assert result.status == "failed"
+    [request] = srv.requests
+    assert "sentry-trace" not in request.headers
+    assert "baggage" not in request.headers
+    assert collector.of_type("event")  # the message above was sent ...
+    assert "url-secret-never-in-sentry" not in collector.all_text()  # ... without the URL

@@ -104,6 +104,9 @@ def test_sentry_gets_errors_with_context_and_nothing_secret(tmp_path: Path) -> N
     crash = next(e for e in events if e.get("exception"))
     assert crash["tags"]["request_id"] == "crash-req-1"
     assert crash["exception"]["values"][-1]["type"] == "ValidationError"
+    assert crash["transaction"] == "/webhooks/<name>"
+    assert crash["request"]["method"] == "POST"
+    assert crash["request"]["headers"]["X-Hub-Signature-256"] == "[redacted]"
 
     failure = next(e for e in events if e.get("tags", {}).get("execution_id") == execution_id)
     assert failure["level"] == "error"
@@ -119,8 +122,10 @@ def test_sentry_gets_errors_with_context_and_nothing_secret(tmp_path: Path) -> N
     assert "unauthorized" not in messages
 
     # Transactions flow, but not those of SSE streams.
-    names = [t.get("transaction", "") for t in collector.of_type("transaction")]
-    assert names
+    transactions = collector.of_type("transaction")
+    names = [t.get("transaction", "") for t in transactions]
+    assert "/admin/triggers" in names and "/webhooks/<name>" in names
+    assert all(t["tags"].get("request_id") for t in transactions)
     assert not [name for name in names if "stream" in name]
 
     # Nothing secret anywhere in what was sent.

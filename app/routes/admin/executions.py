@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -9,6 +10,7 @@ from flask import Response, g, request, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
+from app.context import request_id_var
 from app.db import deliveries as deliveries_sql
 from app.db import execution_logs, get_db
 from app.db import execution_queue as queue
@@ -19,6 +21,8 @@ from app.routes.admin.pagination import TimeRangeQuery, paginate
 from app.services.notifier import ALL, notifier
 from app.services.streams import execution_stream, status_feed
 from app.services.wiring import execution_service
+
+log = logging.getLogger(__name__)
 
 bp = APIBlueprint(
     "admin_executions",
@@ -78,9 +82,26 @@ class StreamQuery(BaseModel):
     after: int | None = Field(None, ge=0, description="Resume after this seq (or Last-Event-ID)")
 
 
+def _streamed(events: Iterator[str]) -> Iterator[str]:
+    """Run a stream under its request id; end it with an ERROR line if it fails.
+
+    The body of a streamed response runs after the request's teardown reset the
+    id, so it is set again from ``g``. A failure mid-way is logged (and so sent
+    to Sentry) with that id; the client sees the stream end and reconnects with
+    ``Last-Event-ID``.
+    """
+    token = request_id_var.set(g.get("request_id"))
+    try:
+        yield from events
+    except Exception:
+        log.exception("event stream failed")
+    finally:
+        request_id_var.reset(token)
+
+
 def _event_stream(events: Iterator[str]) -> Response:
     return Response(
-        stream_with_context(events),
+        stream_with_context(_streamed(events)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
