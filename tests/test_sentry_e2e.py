@@ -112,8 +112,12 @@ def test_sentry_gets_errors_with_context_and_nothing_secret(tmp_path: Path) -> N
     assert failure["level"] == "error"
     assert failure["tags"]["trigger"] == "fails"
     assert failure["tags"]["request_id"] == accepted["request_id"]
-    crumbs = [c.get("message") for c in failure.get("breadcrumbs", {}).get("values", [])]
-    assert "started" in crumbs
+    crumbs = [
+        c["message"]
+        for c in failure.get("breadcrumbs", {}).get("values", [])
+        if c.get("category") == "execution"
+    ]
+    assert crumbs == ["received", "verified", "deduped", "queued", "started", "failed"]
 
     # No 4xx became an event.
     messages = json.dumps(events)

@@ -61,7 +61,7 @@ class ExecutionRun:
         notifier.notify(row["id"])
         notifier.notify(ALL)
         log.info("execution started", extra={"attempt": row["attempt"]})
-        sentry_sdk.add_breadcrumb(category="execution", message="started", level="info")
+        _breadcrumb("started", {"attempt": row["attempt"]})
         try:
             result = self._run_action(action, ctx)
         except Exception as exc:
@@ -99,6 +99,7 @@ class ExecutionRun:
         if delivery is not None:
             body, headers, query = delivery["body"], delivery["headers"], delivery["query"]
             content_type = delivery["content_type"]
+        _ingest_breadcrumbs(delivery["report"] if delivery else {}, row)
         try:
             parsed: Any = parse_body(body, content_type, require_json=False).value
         except Exception:
@@ -182,7 +183,7 @@ class ExecutionRun:
             "duration_ms": report["duration_ms"],
             "retry_id": retry_id,
         }
-        sentry_sdk.add_breadcrumb(category="execution", message=result.status, level="info")
+        _breadcrumb(result.status, {"exit_code": result.exit_code})
         if not finished:
             log.warning("execution finished after its lease was reaped", extra=extra)
         elif result.status in ("succeeded", "cancelled"):
@@ -203,3 +204,24 @@ def _ms_between(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
     return round((parse_iso(end) - parse_iso(start)).total_seconds() * 1000, 3)
+
+
+def _breadcrumb(stage: str, data: dict[str, Any], at: str | None = None) -> None:
+    """One stage of the execution, for the Sentry events raised in its scope."""
+    crumb: dict[str, Any] = {"category": "execution", "message": stage, "level": "info"}
+    crumb["data"] = {k: v for k, v in data.items() if v is not None}
+    if at:
+        crumb["timestamp"] = parse_iso(at)
+    sentry_sdk.add_breadcrumb(crumb)
+
+
+def _ingest_breadcrumbs(report: dict[str, Any], row: dict[str, Any]) -> None:
+    """The stages the webhook went through before this run, from its delivery's report."""
+    received_at = report.get("received_at")
+    if received_at:
+        _breadcrumb("received", {"bytes": (report.get("body") or {}).get("bytes")}, received_at)
+        auth = report.get("auth") or {}
+        _breadcrumb("verified", {"scheme": auth.get("scheme")}, received_at)
+        dedup = report.get("dedup") or {}
+        _breadcrumb("deduped", {"source": dedup.get("source")}, received_at)
+    _breadcrumb("queued", {"attempt": row["attempt"]}, row.get("created_at"))
