@@ -20,7 +20,15 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-_PACKAGES = ("gunicorn", "gevent", "flask", "werkzeug", "python-json-logger", "hookrunner")
+_PACKAGES = (
+    "gunicorn",
+    "gevent",
+    "flask",
+    "werkzeug",
+    "python-json-logger",
+    "sentry-sdk",
+    "hookrunner",
+)
 
 
 def _cpu_model() -> str:
