@@ -2,12 +2,15 @@
 
 :class:`OutputBuffer` is the :class:`~app.services.runners.base.OutputSink` the
 engine hands to a runner. Lines from stdout and stderr get a sequence number in
-arrival order and are written to ``execution_logs`` in small batches: at once
-when the last write is 100 ms old (so sparse output is not delayed), otherwise
-by a flusher thread when that 100 ms is up, and whenever 64 lines are pending.
-A watcher sees output while the execution runs, and a crash loses at most the
-last batch. Output beyond ``max_output_bytes`` is not stored; one final
-``system`` line says how much was dropped.
+arrival order and are written to ``execution_logs`` in small batches. Writes are
+paced by a token bucket (:class:`_FlushBudget`: 10 writes a second, 2 back to
+back): a line is written at once while the budget allows - so output of up to
+ten lines a second goes out as it comes, jitter included - and otherwise by a
+flusher thread as soon as the next write is allowed, together with everything
+that arrived meanwhile; 64 pending lines are written at once. A watcher sees
+output while the execution runs, and a crash loses at most the last batch.
+Output beyond ``max_output_bytes`` is not stored; one final ``system`` line
+says how much was dropped.
 """
 
 from __future__ import annotations
@@ -24,7 +27,36 @@ from app.services.notifier import notifier
 log = logging.getLogger(__name__)
 
 BATCH_LINES = 64
-FLUSH_INTERVAL_SECONDS = 0.1
+FLUSHES_PER_SECOND = 10.0
+FLUSH_BURST = 2.0
+FLUSH_INTERVAL_SECONDS = 1 / FLUSHES_PER_SECOND
+
+
+class _FlushBudget:
+    """Token bucket for writes: ``burst`` at once, ``rate`` a second on average.
+
+    A bucket rather than "100 ms since the last write": with output arriving
+    about every 100 ms, one late write would otherwise push every later line
+    back by nearly that much, and the lag would shrink only by the arrival
+    jitter per line.
+    """
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate, self._burst = rate, burst
+        self._tokens, self._stamp = burst, time.monotonic()
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+    def seconds_until_allowed(self) -> float:
+        self._refill(time.monotonic())
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
+
+    def spend(self) -> None:
+        """One write happened (a forced one too; the bucket never goes below empty)."""
+        self._refill(time.monotonic())
+        self._tokens = max(0.0, self._tokens - 1)
 
 
 class OutputBuffer:
@@ -40,7 +72,7 @@ class OutputBuffer:
         self.dropped_bytes = 0
         self._closed = threading.Event()
         self._kick = threading.Event()  # lines are waiting for the flusher
-        self._last_flush = time.monotonic()
+        self._budget = _FlushBudget(FLUSHES_PER_SECOND, FLUSH_BURST)
         self._flusher = threading.Thread(
             target=contextvars.copy_context().run, args=(self._flush_periodically,), daemon=True
         )
@@ -54,8 +86,8 @@ class OutputBuffer:
                 return
             self.bytes += size
             self._append(stream, text)
-            due = len(self._pending) >= BATCH_LINES
-        if due or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_SECONDS:
+            due = len(self._pending) >= BATCH_LINES or self._budget.seconds_until_allowed() == 0
+        if due:
             self.flush()
         else:
             self._kick.set()
@@ -74,8 +106,9 @@ class OutputBuffer:
             with self._lock:
                 rows, self._pending = self._pending, []
                 output_bytes = self.bytes
+                if rows:
+                    self._budget.spend()
             if rows:
-                self._last_flush = time.monotonic()
                 execution_logs.append(self._db, self._execution_id, rows, output_bytes)
                 notifier.notify(self._execution_id)
 
@@ -83,7 +116,8 @@ class OutputBuffer:
         while not self._closed.is_set():
             self._kick.wait(FLUSH_INTERVAL_SECONDS)
             self._kick.clear()
-            wait = self._last_flush + FLUSH_INTERVAL_SECONDS - time.monotonic()
+            with self._lock:
+                wait = self._budget.seconds_until_allowed()
             if wait > 0 and self._closed.wait(wait):
                 return
             try:

@@ -13,8 +13,10 @@ Protocol of ``GET /admin/executions/<id>/stream``:
   elsewhere), and sends a ``: keepalive`` comment every 15 s of silence.
 * No database connection is held while waiting: each read borrows one briefly.
   Subscribers of the same execution at the same position share one read
-  (:class:`_SharedReads`): a notification is read from the store once, not
-  once per subscriber, which keeps a thousand followers of one execution cheap.
+  (:class:`_SharedReads`), already encoded: a notification is read from the
+  store and turned into SSE text once, not once per subscriber, and each
+  subscriber writes what it read as one chunk. One notification wakes them all
+  (:mod:`app.services.notifier`), which keeps a thousand followers cheap.
 * On worker shutdown the stream returns promptly; clients reconnect with
   ``Last-Event-ID``.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from app.db import Database, execution_logs
@@ -42,6 +45,16 @@ _BATCH = 500
 _SHARE_SECONDS = 0.25  # how long a shared read may serve others without a new notification
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What one read of the store found after a position, with the SSE text of its lines."""
+
+    status: dict[str, Any] | None
+    count: int
+    last_seq: int
+    text: str  # the ``log`` events of the lines, ready to send
+
+
 class _SharedReads:
     """Reads of (status, lines after seq) shared by subscribers at the same position.
 
@@ -51,22 +64,26 @@ class _SharedReads:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, int], tuple[int, float, Any, list[dict[str, Any]]]] = {}
+        self._entries: dict[tuple[str, int], tuple[int, float, _Read]] = {}
 
-    def read(
-        self, db: Database, execution_id: str, after_seq: int
-    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    def read(self, db: Database, execution_id: str, after_seq: int) -> _Read:
         version, now = notifier.version(execution_id), time.monotonic()
         key = (execution_id, after_seq)
         hit = self._entries.get(key)
         if hit is not None and hit[0] == version and now - hit[1] < _SHARE_SECONDS:
-            return hit[2], hit[3]
+            return hit[2]
         status = queue.status_row(db, execution_id)
         lines = execution_logs.after(db, execution_id, after_seq, _BATCH)
+        found = _Read(
+            status=status,
+            count=len(lines),
+            last_seq=lines[-1]["seq"] if lines else after_seq,
+            text="".join(sse("log", line, event_id=line["seq"]) for line in lines),
+        )
         if len(self._entries) > 4096:
             self._entries = {k: v for k, v in self._entries.items() if now - v[1] < _SHARE_SECONDS}
-        self._entries[key] = (version, now, status, lines)
-        return status, lines
+        self._entries[key] = (version, now, found)
+        return found
 
 
 _shared = _SharedReads()
@@ -86,19 +103,19 @@ def execution_stream(db: Database, execution_id: str, after_seq: int) -> Iterato
         last_sent = time.monotonic()
         while True:
             subscription.clear()
-            row, lines = _shared.read(db, execution_id, after_seq)
+            found = _shared.read(db, execution_id, after_seq)
+            row = found.status
             if row is None:
                 return
             if row["status"] != last_status:
                 last_status = row["status"]
                 yield sse("status", row)
                 last_sent = time.monotonic()
-            for line in lines:
-                after_seq = line["seq"]
-                yield sse("log", line, event_id=line["seq"])
-            if lines:
+            if found.count:
+                after_seq = found.last_seq
+                yield found.text
                 last_sent = time.monotonic()
-                if len(lines) == _BATCH:
+                if found.count == _BATCH:
                     continue
             if last_status in FINAL_STATUSES:
                 yield sse("end", {"id": execution_id, "status": last_status, "last_seq": after_seq})
