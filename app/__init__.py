@@ -12,12 +12,13 @@ from typing import Any
 
 from flask_openapi3 import Info, OpenAPI
 
-from app import auth, db, errors, middleware, scheduler, sentry_requests
+from app import auth, db, errors, middleware, scheduler
 from app.config import Settings, load_settings
 from app.db.migrations import migrate
 from app.logging_config import configure_logging
 from app.routes import register_blueprints
 from app.routes.admin import validation_error_response
+from app.sentry import wsgi as sentry_wsgi
 from app.services import wiring
 
 try:
@@ -62,7 +63,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     wiring.init_app(app, database, settings)
 
     middleware.init_app(app)
-    sentry_requests.init_app(app, settings)
+    sentry_wsgi.init_app(app, settings)
     auth.init_app(app)
     errors.init_app(app)
     register_blueprints(app)

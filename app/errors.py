@@ -191,7 +191,7 @@ def _handle_http_exception(error: HTTPException) -> Response:
 
 
 def _handle_unexpected(error: Exception) -> Response:
-    # The one place unhandled request errors reach Sentry (app.sentry explains why
+    # The one place unhandled request errors reach Sentry (app.sentry says why
     # there is no Flask integration); the ERROR line below is deduplicated by the SDK.
     sentry_sdk.capture_exception(error)
     log.error("unhandled error", exc_info=error)

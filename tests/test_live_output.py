@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from contextlib import closing
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from app.db import Database, execution_logs
@@ -60,30 +62,66 @@ def test_versions_change_on_notify_and_never_repeat_for_a_new_follower() -> None
     topics.notify("exe")
     assert topics.version("exe") not in seen
     seen.add(topics.version("exe"))
-    topics.unsubscribe("exe", first)
+    topics.unsubscribe(first)
     assert topics.subscriber_count() == 0
     topics.subscribe("exe")
     assert topics.version("exe") not in seen
 
 
-def test_nothing_is_kept_for_topics_nobody_follows() -> None:
+def test_unsubscribing_twice_does_not_end_another_stream() -> None:
     topics = Notifier()
-    topics.notify("exe")  # no follower: nothing to remember
-    subscription = topics.subscribe("exe")
-    topics.unsubscribe("exe", subscription)
+    leaving, staying = topics.subscribe("exe"), topics.subscribe("exe")
+    topics.unsubscribe(leaving)
+    topics.unsubscribe(leaving)
+    assert topics.subscriber_count() == 1
+    staying.clear()
+    assert staying.wait(0) is False  # still a live topic: no spurious wake-ups
+    topics.notify("exe")
+    assert staying.wait(0) is True
+    topics.unsubscribe(staying)
     assert topics.subscriber_count() == 0
-    assert topics.next_event("exe").is_set()  # waiting on a gone topic returns at once
 
 
 def test_flush_budget_allows_a_burst_then_paces_writes() -> None:
-    budget = _FlushBudget(rate=1 / FLUSH_INTERVAL_SECONDS, burst=2)
+    now = [100.0]
+    budget = _FlushBudget(rate=1 / FLUSH_INTERVAL_SECONDS, burst=2, clock=lambda: now[0])
     assert budget.seconds_until_allowed() == 0
     budget.spend()
     assert budget.seconds_until_allowed() == 0
     budget.spend()
-    assert 0 < budget.seconds_until_allowed() <= FLUSH_INTERVAL_SECONDS
+    assert budget.seconds_until_allowed() == pytest.approx(FLUSH_INTERVAL_SECONDS)
+    now[0] += FLUSH_INTERVAL_SECONDS / 2
+    assert budget.seconds_until_allowed() == pytest.approx(FLUSH_INTERVAL_SECONDS / 2)
     budget.spend()  # a forced write (64 lines, close) leaves the bucket empty, not in debt
-    assert budget.seconds_until_allowed() <= FLUSH_INTERVAL_SECONDS
+    assert budget.seconds_until_allowed() == pytest.approx(FLUSH_INTERVAL_SECONDS)
+    now[0] += 60  # a quiet minute refills the burst, no more
+    budget.spend()
+    budget.spend()
+    assert budget.seconds_until_allowed() > 0
+
+
+def test_lines_stay_pending_when_a_write_fails(
+    client: FlaskClient, make_trigger: Any, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.services import output as output_module
+
+    execution_id = _queued_execution(client, make_trigger)
+    real_append = output_module.execution_logs.append
+    failures = [sqlite3.OperationalError("database is locked")]
+
+    def append_failing_once(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        real_append(*args, **kwargs)
+
+    monkeypatch.setattr(output_module.execution_logs, "append", append_failing_once)
+    output = OutputBuffer(db, execution_id, max_bytes=100_000)
+    try:
+        output.line("stdout", "kept through a failed write")
+        output.line("stdout", "and the next line")
+    finally:
+        output.close()
+    assert _stored(db, execution_id) == ["kept through a failed write", "and the next line"]
 
 
 def test_sparse_lines_are_stored_at_once_and_a_burst_follows_in_order(
@@ -106,8 +144,11 @@ def test_sparse_lines_are_stored_at_once_and_a_burst_follows_in_order(
 
 
 def test_followers_at_one_position_share_one_encoded_read(
-    client: FlaskClient, make_trigger: Any, db: Database
+    client: FlaskClient, make_trigger: Any, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from app.services import streams
+
+    monkeypatch.setattr(streams, "_SHARE_SECONDS", 3600.0)  # shared however slow the test runs
     execution_id = _queued_execution(client, make_trigger)
     rows = [(seq, "2026-12-01T00:00:00.000Z", "stdout", f"line {seq}") for seq in (1, 2, 3)]
     execution_logs.append(db, execution_id, rows, output_bytes=21)

@@ -218,10 +218,12 @@ def _breadcrumb(stage: str, data: dict[str, Any], at: str | None = None) -> None
 def _ingest_breadcrumbs(report: dict[str, Any], row: dict[str, Any]) -> None:
     """The stages the webhook went through before this run, from its delivery's report."""
     received_at = report.get("received_at")
-    if received_at:
+    if received_at:  # the ingest stages took milliseconds: all stamped on arrival
         _breadcrumb("received", {"bytes": (report.get("body") or {}).get("bytes")}, received_at)
-        auth = report.get("auth") or {}
-        _breadcrumb("verified", {"scheme": auth.get("scheme")}, received_at)
+        auth = report.get("auth")
+        if auth:
+            _breadcrumb("verified", {"scheme": auth.get("scheme")}, received_at)
         dedup = report.get("dedup") or {}
-        _breadcrumb("deduped", {"source": dedup.get("source")}, received_at)
+        if dedup.get("key"):
+            _breadcrumb("deduped", {"source": dedup.get("source")}, received_at)
     _breadcrumb("queued", {"attempt": row["attempt"]}, row.get("created_at"))

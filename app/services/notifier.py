@@ -36,14 +36,15 @@ class _Topic:
 class Subscription:
     """One stream's hold on a topic; see the module docstring for the protocol."""
 
-    def __init__(self, notifier: Notifier, topic: str) -> None:
-        self._notifier = notifier
+    def __init__(self, topic: str, entry: _Topic) -> None:
         self.topic = topic
-        self._event = notifier.next_event(topic)
+        self._entry = entry
+        self._event = entry.event
+        self.active = True
 
     def clear(self) -> None:
         """From now on, ``wait`` returns on the next notification only."""
-        self._event = self._notifier.next_event(self.topic)
+        self._event = self._entry.event
 
     def wait(self, timeout: float) -> bool:
         """True when notified since the last ``clear``; False after ``timeout`` seconds."""
@@ -62,25 +63,19 @@ class Notifier:
             if entry is None:
                 entry = self._topics[topic] = _Topic(next(self._counter))
             entry.subscribers += 1
-        return Subscription(self, topic)
+            return Subscription(topic, entry)
 
-    def unsubscribe(self, topic: str, _subscription: Subscription | None = None) -> None:
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """End a subscription; calling it again does nothing."""
         with self._lock:
-            entry = self._topics.get(topic)
+            if not subscription.active:
+                return
+            subscription.active = False
+            entry = self._topics.get(subscription.topic)
             if entry is not None:
                 entry.subscribers -= 1
                 if entry.subscribers <= 0:
-                    del self._topics[topic]
-
-    def next_event(self, topic: str) -> threading.Event:
-        """The event the next notification of ``topic`` sets (a set one if nobody follows)."""
-        with self._lock:
-            entry = self._topics.get(topic)
-            if entry is not None:
-                return entry.event
-        done = threading.Event()
-        done.set()
-        return done
+                    del self._topics[subscription.topic]
 
     def notify(self, topic: str) -> None:
         with self._lock:

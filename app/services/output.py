@@ -19,6 +19,7 @@ import contextvars
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from app.clock import utc_now_iso
 from app.db import Database, execution_logs
@@ -30,6 +31,7 @@ BATCH_LINES = 64
 FLUSHES_PER_SECOND = 10.0
 FLUSH_BURST = 2.0
 FLUSH_INTERVAL_SECONDS = 1 / FLUSHES_PER_SECOND
+RETRY_CAP_SECONDS = 5.0
 
 
 class _FlushBudget:
@@ -41,21 +43,23 @@ class _FlushBudget:
     jitter per line.
     """
 
-    def __init__(self, rate: float, burst: float) -> None:
-        self._rate, self._burst = rate, burst
-        self._tokens, self._stamp = burst, time.monotonic()
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate, self._burst, self._clock = rate, burst, clock
+        self._tokens, self._stamp = burst, clock()
 
     def _refill(self, now: float) -> None:
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
 
     def seconds_until_allowed(self) -> float:
-        self._refill(time.monotonic())
+        self._refill(self._clock())
         return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
 
     def spend(self) -> None:
         """One write happened (a forced one too; the bucket never goes below empty)."""
-        self._refill(time.monotonic())
+        self._refill(self._clock())
         self._tokens = max(0.0, self._tokens - 1)
 
 
@@ -88,7 +92,11 @@ class OutputBuffer:
             self._append(stream, text)
             due = len(self._pending) >= BATCH_LINES or self._budget.seconds_until_allowed() == 0
         if due:
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the lines are pending again; the flusher retries
+                log.warning("output write failed; retrying", exc_info=True)
+                self._kick.set()
         else:
             self._kick.set()
 
@@ -101,29 +109,44 @@ class OutputBuffer:
         self._pending.append((self._seq, utc_now_iso(), stream, text))
 
     def flush(self) -> None:
-        """Write pending lines now (one short transaction) and wake live streams."""
+        """Write pending lines now (one short transaction) and wake live streams.
+
+        If the write fails the lines stay pending, ahead of any that arrived
+        meanwhile, and the error is raised.
+        """
         with self._flush_lock:
             with self._lock:
                 rows, self._pending = self._pending, []
                 output_bytes = self.bytes
-                if rows:
-                    self._budget.spend()
-            if rows:
+            if not rows:
+                return
+            try:
                 execution_logs.append(self._db, self._execution_id, rows, output_bytes)
-                notifier.notify(self._execution_id)
+            except Exception:
+                with self._lock:
+                    self._pending[:0] = rows
+                raise
+            with self._lock:
+                self._budget.spend()
+            notifier.notify(self._execution_id)
 
     def _flush_periodically(self) -> None:
+        failures = 0
         while not self._closed.is_set():
             self._kick.wait(FLUSH_INTERVAL_SECONDS)
             self._kick.clear()
             with self._lock:
                 wait = self._budget.seconds_until_allowed()
+            if failures:  # the store is failing: back off, up to the retry cap
+                wait = max(wait, min(RETRY_CAP_SECONDS, FLUSH_INTERVAL_SECONDS * 2**failures))
             if wait > 0 and self._closed.wait(wait):
                 return
             try:
                 self.flush()
-            except Exception:  # retried next round; close() raises if it still fails
-                log.debug("output flush failed", exc_info=True)
+                failures = 0
+            except Exception:  # still pending: retried next round; close() raises
+                failures += 1
+                log.warning("output write failed; retrying", exc_info=failures == 1)
 
     def close(self) -> None:
         """Stop the flusher, note any truncation, and write everything left."""

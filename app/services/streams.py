@@ -127,7 +127,7 @@ def execution_stream(db: Database, execution_id: str, after_seq: int) -> Iterato
                 yield ": keepalive\n\n"
                 last_sent = time.monotonic()
     finally:
-        notifier.unsubscribe(execution_id, subscription)
+        notifier.unsubscribe(subscription)
 
 
 def _position(event_id: str | None) -> tuple[str, str] | None:
@@ -159,4 +159,4 @@ def status_feed(db: Database, last_event_id: str | None) -> Iterator[str]:
                 yield ": keepalive\n\n"
                 last_sent = time.monotonic()
     finally:
-        notifier.unsubscribe(ALL, subscription)
+        notifier.unsubscribe(subscription)

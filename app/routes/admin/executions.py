@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any, Literal
 
+import sentry_sdk
 from flask import Response, g, request, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
@@ -86,13 +87,14 @@ def _streamed(events: Iterator[str]) -> Iterator[str]:
     """Run a stream under its request id; end it with an ERROR line if it fails.
 
     The body of a streamed response runs after the request's teardown reset the
-    id, so it is set again from ``g``. A failure mid-way is logged (and so sent
-    to Sentry) with that id; the client sees the stream end and reconnects with
-    ``Last-Event-ID``.
+    id (and after its Sentry isolation scope ended), so both are set up again. A
+    failure mid-way is logged - and so sent to Sentry - with that id; the client
+    sees the stream end and reconnects with ``Last-Event-ID``.
     """
     token = request_id_var.set(g.get("request_id"))
     try:
-        yield from events
+        with sentry_sdk.isolation_scope():
+            yield from events
     except Exception:
         log.exception("event stream failed")
     finally:
