@@ -41,14 +41,19 @@ def _events(collector: Collector) -> list[dict[str, Any]]:
     return [e for e in collector.of_type("event") if isinstance(e, dict)]
 
 
+def _break_trigger(app: Flask, name: str) -> None:
+    """Corrupt a stored trigger so that a POST to it is an unhandled error."""
+    with app.app_context(), get_db().write() as conn:
+        conn.execute("UPDATE triggers SET document = '{\"nope\": 1}' WHERE name = ?", (name,))
+
+
 def _app_with_broken_trigger(make_app: Any, **overrides: Any) -> Flask:
     """An app whose trigger ``broken`` fails to load: its POST is an unhandled error."""
     app: Flask = make_app(admin_token=TOKEN, **overrides)
     client = app.test_client()
     created = client.post("/admin/triggers", json=trigger_document("broken"), headers=AUTH)
     assert created.status_code == 201
-    with app.app_context(), get_db().write() as conn:
-        conn.execute("UPDATE triggers SET document = '{\"nope\": 1}' WHERE name = 'broken'")
+    _break_trigger(app, "broken")
     return app
 
 
@@ -140,8 +145,7 @@ def test_webhook_headers_keep_only_harmless_values(make_app: Any) -> None:
         app = make_app(admin_token=TOKEN)
         client = app.test_client()
         assert client.post("/admin/triggers", json=document, headers=AUTH).status_code == 201
-        with app.app_context(), get_db().write() as conn:
-            conn.execute("UPDATE triggers SET document = '{\"nope\": 1}' WHERE name = 'tokened'")
+        _break_trigger(app, "tokened")
         headers = {
             "Content-Type": "application/json",
             "X-Auth": "shared-token-x1",

@@ -78,7 +78,7 @@ def _scrub_headers(headers: dict[str, Any], webhook: bool) -> None:
         if webhook:
             keep = lowered in WEBHOOK_HEADERS_KEPT
         else:
-            keep = not is_sensitive_header(lowered) and lowered not in CLIENT_ADDRESS_HEADERS
+            keep = not is_sensitive_header(lowered, CLIENT_ADDRESS_HEADERS)
         if not keep:
             headers[name] = REDACTED
 

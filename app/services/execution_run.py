@@ -57,7 +57,9 @@ class ExecutionRun:
             action.max_output_bytes if isinstance(action, CommandAction) else _HTTP_OUTPUT_CAP
         )
         output = OutputBuffer(self.db, row["id"], max_bytes)
-        ctx = self._context(row, trigger, output, cancelled)
+        delivery = self._delivery(row)
+        _ingest_breadcrumbs(delivery["report"] if delivery else {}, row)
+        ctx = self._context(row, trigger, delivery, output, cancelled)
         notifier.notify(row["id"])
         notifier.notify(ALL)
         log.info("execution started", extra={"attempt": row["attempt"]})
@@ -82,24 +84,27 @@ class ExecutionRun:
 
         return run_http(action, ctx)
 
+    def _delivery(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored delivery this execution runs (None for one that is gone)."""
+        if not row["delivery_id"]:
+            return None
+        try:
+            return deliveries_sql.get(self.db, row["delivery_id"])
+        except NotFound:
+            return None
+
     def _context(
         self,
         row: dict[str, Any],
         trigger: CompiledTrigger,
+        delivery: dict[str, Any] | None,
         output: OutputBuffer,
         cancelled: threading.Event,
     ) -> RunContext:
-        try:
-            delivery = (
-                deliveries_sql.get(self.db, row["delivery_id"]) if row["delivery_id"] else None
-            )
-        except NotFound:
-            delivery = None
         body, headers, query, content_type = b"", {}, {}, None
         if delivery is not None:
             body, headers, query = delivery["body"], delivery["headers"], delivery["query"]
             content_type = delivery["content_type"]
-        _ingest_breadcrumbs(delivery["report"] if delivery else {}, row)
         try:
             parsed: Any = parse_body(body, content_type, require_json=False).value
         except Exception:
@@ -217,6 +222,8 @@ def _breadcrumb(stage: str, data: dict[str, Any], at: str | None = None) -> None
 
 def _ingest_breadcrumbs(report: dict[str, Any], row: dict[str, Any]) -> None:
     """The stages the webhook went through before this run, from its delivery's report."""
+    if not sentry_sdk.get_client().is_active():
+        return  # nothing would keep them: skip building them
     received_at = report.get("received_at")
     if received_at:  # the ingest stages took milliseconds: all stamped on arrival
         _breadcrumb("received", {"bytes": (report.get("body") or {}).get("bytes")}, received_at)
