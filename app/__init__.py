@@ -12,14 +12,14 @@ from typing import Any
 
 from flask_openapi3 import Info, OpenAPI
 
-from app import auth, db, errors, middleware, scheduler
+from app import auth, errors, middleware, store, wiring
 from app.config import Settings, load_settings
-from app.db.migrations import migrate
+from app.jobs import scheduler
 from app.logging_config import configure_logging
 from app.routes import register_blueprints
 from app.routes.admin import validation_error_response
 from app.sentry import wsgi as sentry_wsgi
-from app.services import wiring
+from app.store.migrations import migrate
 
 try:
     __version__ = version("hookrunner")
@@ -52,14 +52,14 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    database = db.Database(
+    database = store.Database(
         settings.sqlite_path,
         synchronous=settings.sqlite_synchronous,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
     database.start_checkpointer()
     migrate(database)
-    db.init_app(app, database)
+    store.init_app(app, database)
     wiring.init_app(app, database, settings)
 
     middleware.init_app(app)

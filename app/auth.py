@@ -15,8 +15,8 @@ import secrets
 
 from flask import Flask, current_app, request
 
-from app.db import Database, admin_tokens, get_db
 from app.errors import Unauthorized
+from app.store import Database, admin_tokens, get_db
 
 ADMIN_PREFIX = "/admin"
 

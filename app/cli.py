@@ -11,9 +11,9 @@ from dotenv import load_dotenv
 
 from app import auth
 from app.config import ConfigError, load_settings
-from app.db import Database
-from app.db import admin_tokens as tokens_sql
-from app.db.migrations import MigrationError, migrate
+from app.store import Database
+from app.store import admin_tokens as tokens_sql
+from app.store.migrations import MigrationError, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from app.services.engine import Engine
+    from app.execution.engine import Engine
 
 shutting_down = threading.Event()
 _engines: list[Engine] = []

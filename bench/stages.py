@@ -71,14 +71,14 @@ import app as app_package  # noqa: E402
 from app import create_app  # noqa: E402
 from app.clock import utc_now_iso  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.db import get_db  # noqa: E402
-from app.db import triggers as triggers_sql  # noqa: E402
+from app.ingest import signatures  # noqa: E402
+from app.ingest.inbound import InboundRequest, query_dict  # noqa: E402
 from app.logging_config import ContextFilter, json_formatter  # noqa: E402
-from app.schemas.triggers import TriggerDocument  # noqa: E402
-from app.services import signatures  # noqa: E402
-from app.services.inbound import InboundRequest, query_dict  # noqa: E402
-from app.services.trigger_registry import CompiledTrigger  # noqa: E402
-from app.services.wiring import execution_service, trigger_registry  # noqa: E402
+from app.store import get_db  # noqa: E402
+from app.store import triggers as triggers_sql  # noqa: E402
+from app.triggers.registry import CompiledTrigger  # noqa: E402
+from app.triggers.schema import TriggerDocument  # noqa: E402
+from app.wiring import execution_service, trigger_registry  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 QUEUE_DEPTHS = (0, 1_000, 10_000)
@@ -316,10 +316,10 @@ def app_stages(app: Flask, template: signing.BodyTemplate, sizes: Sizes) -> list
 def admission_stages(app: Flask, template: signing.BodyTemplate, sizes: Sizes) -> list[StageResult]:
     """The admission count run inside every ingest transaction, at growing queue depths.
 
-    Only for code that has it (``app.db.execution_queue.count_active``).
+    Only for code that has it (``app.store.execution_queue.count_active``).
     """
     try:
-        from app.db.execution_queue import count_active
+        from app.store.execution_queue import count_active
     except ImportError:
         return []
     results: list[StageResult] = []

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.auth import create_token
-from app.db import Database, get_db
-from app.services.wiring import engine_of
+from app.store import Database, get_db
+from app.wiring import engine_of
 
 # Environment variables that would leak a developer's settings into tests.
 _ISOLATED_ENV = (

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.auth import create_token, digest
-from app.db import Database, admin_tokens
+from app.store import Database, admin_tokens
 
 
 def _admin_requests(app: Flask) -> list[tuple[str, str]]:

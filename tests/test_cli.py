@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from app.auth import digest
 from app.cli import main
-from app.db import Database
+from app.store import Database
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from app.db import Database
 from app.errors import ServiceUnavailable
+from app.store import Database
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.clock import utc_now_iso
-from app.db import Database, dedup_keys
+from app.store import Database, dedup_keys
 from tests.conftest import github_headers
 
 PUSH = json.dumps({"ref": "refs/heads/main", "after": "abc123"}).encode()

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from app.db import Database
+from app.store import Database
 from tests.conftest import GITHUB_SECRET, github_headers
 
 PUSH = json.dumps({"ref": "refs/heads/main", "after": "abc123"}).encode()

@@ -8,9 +8,9 @@ from typing import Any
 from flask import Flask
 
 from app.clock import utc_now_iso
-from app.db import Database, get_db
-from app.services import leases
-from app.services.wiring import engine_of, trigger_registry
+from app.execution import leases
+from app.store import Database, get_db
+from app.wiring import engine_of, trigger_registry
 from tests.conftest import ENGINE_AUTH, wait_for
 
 SLEEPER = {"type": "command", "argv": ["/bin/sh", "-c", "echo started; sleep 300"]}

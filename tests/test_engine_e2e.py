@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from app.db import Database
+from app.store import Database
 from tests.conftest import wait_for
 from tests.server import Server, gunicorn_server
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.db import Database
-from app.db.group_commit import GroupCommitter
+from app.store import Database
+from app.store.sqlite.group_commit import GroupCommitter
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.db import Database
 from app.logging_config import json_formatter
+from app.store import Database
 
 
 def _access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -18,12 +18,12 @@ import pytest
 from standardwebhooks import Webhook
 
 from app.config import Settings, load_settings
-from app.schemas.triggers import HttpAction
-from app.services import outbound
-from app.services.breakers import destination_of, registry
-from app.services.rendering import template_context
-from app.services.runners.base import RunContext, RunResult
-from app.services.runners.http import run_http, signing_key
+from app.execution.runners.base import RunContext, RunResult
+from app.execution.runners.http import run_http, signing_key
+from app.outbound import client as outbound
+from app.outbound.breakers import destination_of, registry
+from app.triggers.schema import HttpAction
+from app.triggers.templates import template_context
 
 
 @dataclass
@@ -335,7 +335,7 @@ def test_secrets_masked_in_output_and_details(server: Any) -> None:
 
 
 def test_breaker_opens_fails_fast_and_alerts(server: Any, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="app.services.breakers")
+    caplog.set_level(logging.WARNING, logger="app.outbound.breakers")
     srv, alerts = server(), server()
     srv.reply = Reply(status=500)
     ctx_settings = settings(

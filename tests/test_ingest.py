@@ -15,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 from standardwebhooks.webhooks import Webhook
 
-from app.db import Database
+from app.store import Database
 from tests.conftest import GITHUB_SECRET, github_headers
 
 PUSH = json.dumps({"ref": "refs/heads/main", "after": "abc123"}).encode()

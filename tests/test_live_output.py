@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from app.db import Database, execution_logs
-from app.db import execution_queue as queue
-from app.services.notifier import Notifier, notifier
-from app.services.output import FLUSH_INTERVAL_SECONDS, OutputBuffer, _FlushBudget
-from app.services.streams import execution_stream
+from app.execution.output import FLUSH_INTERVAL_SECONDS, OutputBuffer, _FlushBudget
+from app.live.notifier import Notifier, notifier
+from app.live.streams import execution_stream
+from app.store import Database, execution_logs
+from app.store import execution_queue as queue
 from tests.conftest import github_headers, wait_for
 
 
@@ -103,7 +103,7 @@ def test_flush_budget_allows_a_burst_then_paces_writes() -> None:
 def test_lines_stay_pending_when_a_write_fails(
     client: FlaskClient, make_trigger: Any, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.services import output as output_module
+    from app.execution import output as output_module
 
     execution_id = _queued_execution(client, make_trigger)
     real_append = output_module.execution_logs.append
@@ -146,7 +146,7 @@ def test_sparse_lines_are_stored_at_once_and_a_burst_follows_in_order(
 def test_followers_at_one_position_share_one_encoded_read(
     client: FlaskClient, make_trigger: Any, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.services import streams
+    from app.live import streams
 
     monkeypatch.setattr(streams, "_SHARE_SECONDS", 3600.0)  # shared however slow the test runs
     execution_id = _queued_execution(client, make_trigger)

@@ -10,9 +10,9 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.clock import utc_now_iso
-from app.db import Database, breaker_states
-from app.services import metrics, retention
-from app.services.wiring import registry_of
+from app.jobs import metrics, retention
+from app.store import Database, breaker_states
+from app.wiring import registry_of
 from tests.conftest import github_headers
 
 PUSH = json.dumps({"ref": "refs/heads/main"}).encode()

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from app.db import Database
-from app.db.migrations import (
+from app.store import Database
+from app.store.migrations import (
     Migration,
     MigrationError,
     current_version,

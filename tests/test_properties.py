@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 
 from app.config import load_settings
 from app.errors import InvalidJson
-from app.schemas.triggers import TriggerDocument
-from app.services import dedup
-from app.services.inbound import InboundRequest, ParsedBody, parse_body
-from app.services.signatures import Verification
-from app.services.trigger_registry import compile_trigger
+from app.ingest import dedup
+from app.ingest.inbound import InboundRequest, ParsedBody, parse_body
+from app.ingest.signatures import Verification
+from app.triggers.registry import compile_trigger
+from app.triggers.schema import TriggerDocument
 
 SETTINGS = load_settings(env={})
 header_names = st.sampled_from(

@@ -6,9 +6,9 @@ import pytest
 from flask import Flask
 
 from app.clock import utc_now_iso
-from app.db import Database
-from app.scheduler import Job, JobContext, run_elected
-from app.services.wiring import registry_of
+from app.jobs.scheduler import Job, JobContext, run_elected
+from app.store import Database
+from app.wiring import registry_of
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.scheduler import JOBS
+from app.jobs.scheduler import JOBS
 from tests.conftest import wait_for
 from tests.server import gunicorn_server
 

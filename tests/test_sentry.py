@@ -16,7 +16,6 @@ import sentry_sdk
 from flask import Flask
 
 from app.context import execution_id_var, request_id_var, trigger_var
-from app.db import get_db
 from app.sentry.events import (
     add_event_context,
     before_send,
@@ -24,6 +23,7 @@ from app.sentry.events import (
     sample_traced_requests,
 )
 from app.sentry.wsgi import SentryRequests, upstream_decision
+from app.store import get_db
 from tests.conftest import GITHUB_SECRET, github_headers, trigger_document
 from tests.fake_sentry import Collector, live_sentry
 from tests.server import PROJECT_ROOT

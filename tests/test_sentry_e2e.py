@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from app.db import Database
+from app.store import Database
 from tests.conftest import wait_for
 from tests.fake_sentry import fake_sentry
 from tests.server import gunicorn_server

@@ -1,4 +1,4 @@
-"""Tests for app.services.signatures; vectors are built independently of the module."""
+"""Tests for app.ingest.signatures; vectors are built independently of the module."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug.datastructures import Headers
 
 from app.errors import AppError, SignatureInvalid, SignatureMissing, TimestampOutOfTolerance
-from app.services.signatures import (
+from app.ingest.signatures import (
     SCHEMES,
     AuthSpec,
     Verification,

@@ -14,7 +14,7 @@ _UNDER_GEVENT = textwrap.dedent(
     from gevent import monkey; monkey.patch_all()
     import signal, gevent
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    from app.services.runners import spawn
+    from app.execution.runners import spawn
 
     def run(code):
         child = spawn.start(["/bin/sh", "-c", f"echo out; echo err >&2; exit {code}"],

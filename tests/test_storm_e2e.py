@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.db import Database
+from app.store import Database
 from tests.conftest import GITHUB_SECRET, github_headers
 from tests.server import gunicorn_server
 

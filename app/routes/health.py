@@ -6,9 +6,9 @@ from typing import Any
 
 from flask_openapi3 import APIBlueprint, Tag
 
-from app.db import get_db
-from app.db.migrations import MigrationError, current_version, pending
 from app.errors import ServiceUnavailable
+from app.store import get_db
+from app.store.migrations import MigrationError, current_version, pending
 
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health")])
 

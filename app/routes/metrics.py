@@ -8,8 +8,8 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from app.db import get_db
-from app.services.metrics import StoreCollector
+from app.jobs.metrics import StoreCollector
+from app.store import get_db
 
 bp = Blueprint("metrics", __name__)
 _EXTENSION = "hookrunner.metrics_registry"

@@ -17,9 +17,9 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from app.clock import utc_now_iso
 from app.errors import PayloadTooLarge, TriggerDisabled, TriggerNotFound
-from app.services import signatures
-from app.services.inbound import InboundRequest, query_dict
-from app.services.wiring import execution_service, trigger_registry
+from app.ingest import signatures
+from app.ingest.inbound import InboundRequest, query_dict
+from app.wiring import execution_service, trigger_registry
 
 bp = Blueprint("webhooks", __name__)
 

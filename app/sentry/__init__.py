@@ -3,7 +3,7 @@
 What is reported: unhandled exceptions of requests (captured by the app's own
 500 handler, :mod:`app.errors`), ERROR log lines (WARNING lines become
 breadcrumbs), failed executions (each in its own isolation scope,
-:mod:`app.services.engine`), breaker state changes, and - at
+:mod:`app.execution.engine`), breaker state changes, and - at
 ``SENTRY_TRACES_SAMPLE_RATE`` - request transactions (:mod:`app.sentry.wsgi`).
 Events raised while a request is handled carry the request (scrubbed, see
 :mod:`app.sentry.events`) and its ``request_id`` tag.

@@ -26,7 +26,7 @@ from typing import Any
 from flask import has_request_context, request
 
 from app.context import execution_id_var, request_id_var, trigger_var
-from app.services.redaction import REDACTED, is_sensitive_header
+from app.redaction import REDACTED, is_sensitive_header
 
 # Set on the WSGI environ of a request that is traced (read by the sampler).
 TRACED_ENVIRON_KEY = "hookrunner.sentry_traced"

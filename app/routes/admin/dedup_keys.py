@@ -8,10 +8,10 @@ from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from app.db import dedup_keys, get_db
 from app.errors import NotFound
 from app.routes.admin import ADMIN_SECURITY
 from app.routes.admin.pagination import PageQuery, paginate
+from app.store import dedup_keys, get_db
 
 bp = APIBlueprint(
     "admin_dedup_keys",

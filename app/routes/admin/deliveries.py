@@ -11,13 +11,13 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from app.clock import utc_now_iso
-from app.db import deliveries as deliveries_sql
-from app.db import get_db
 from app.errors import TriggerDisabled
+from app.ingest.inbound import InboundRequest
 from app.routes.admin import ADMIN_SECURITY
 from app.routes.admin.pagination import TimeRangeQuery, paginate
-from app.services.inbound import InboundRequest
-from app.services.wiring import execution_service, trigger_registry
+from app.store import deliveries as deliveries_sql
+from app.store import get_db
+from app.wiring import execution_service, trigger_registry
 
 bp = APIBlueprint(
     "admin_deliveries",

@@ -12,16 +12,16 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from app.context import request_id_var
-from app.db import deliveries as deliveries_sql
-from app.db import execution_logs, get_db
-from app.db import execution_queue as queue
-from app.db import executions as executions_sql
 from app.errors import NotFound
+from app.live.notifier import ALL, notifier
+from app.live.streams import execution_stream, status_feed
 from app.routes.admin import ADMIN_SECURITY
 from app.routes.admin.pagination import TimeRangeQuery, paginate
-from app.services.notifier import ALL, notifier
-from app.services.streams import execution_stream, status_feed
-from app.services.wiring import execution_service
+from app.store import deliveries as deliveries_sql
+from app.store import execution_logs, get_db
+from app.store import execution_queue as queue
+from app.store import executions as executions_sql
+from app.wiring import execution_service
 
 log = logging.getLogger(__name__)
 

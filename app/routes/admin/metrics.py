@@ -7,9 +7,9 @@ from typing import Any
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from app.db import get_db
+from app.jobs.metrics import summary
 from app.routes.admin import ADMIN_SECURITY
-from app.services.metrics import summary
+from app.store import get_db
 
 bp = APIBlueprint(
     "admin_metrics",

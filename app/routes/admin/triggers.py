@@ -8,13 +8,13 @@ from flask import Response, g
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field, ValidationError
 
-from app.db import get_db
-from app.db import triggers as triggers_sql
 from app.errors import ValidationFailed
+from app.ingest.dry_run import DryRunRequest, dry_run
 from app.routes.admin import ADMIN_SECURITY, validation_details
-from app.schemas.triggers import TriggerDocument, TriggerPatch, merge_patch, public_view
-from app.services.dry_run import DryRunRequest, dry_run
-from app.services.wiring import execution_service, trigger_registry
+from app.store import get_db
+from app.store import triggers as triggers_sql
+from app.triggers.schema import TriggerDocument, TriggerPatch, merge_patch, public_view
+from app.wiring import execution_service, trigger_registry
 
 bp = APIBlueprint(
     "admin_triggers",

@@ -1,5 +1,0 @@
-"""Storage: connections and transactions, migrations, one module of SQL per table."""
-
-from app.db.connection import Database, get_db, init_app
-
-__all__ = ["Database", "get_db", "init_app"]

@@ -1,0 +1,113 @@
+"""Leases on running executions, and the reaper that reconciles dead ones.
+
+Protocol:
+
+* A worker process identifies itself as ``owner`` = ``host:pid:token`` (the
+  random token tells a restarted process with a recycled pid apart).
+* Claiming an execution takes its lease; the owner renews ``heartbeat_at`` for
+  all its running executions every third of ``EXECUTION_LEASE_SECONDS``.
+* The reaper - at every process start-up and every minute - ends each running
+  execution whose lease has expired, or whose owner was a process on this host
+  that no longer exists (so a restart after ``kill -9`` reconciles at once), as
+  ``interrupted``; when the trigger's retry policy allows, a new attempt is
+  queued in the same transaction. Nothing is ever left ``running`` for good.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from app.clock import parse_iso, utc_now, utc_now_iso
+from app.config import Settings
+from app.errors import TriggerNotFound
+from app.execution.retry import schedule_retry
+from app.live.notifier import ALL, notifier
+from app.store import Database
+from app.store import execution_queue as queue
+from app.triggers.registry import TriggerRegistry
+
+log = logging.getLogger(__name__)
+
+HOSTNAME = socket.gethostname()
+
+
+def new_owner() -> str:
+    return f"{HOSTNAME}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_gone(owner: str | None) -> bool:
+    """True when ``owner`` was a process on this host that no longer exists."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != HOSTNAME or not pid_text.isdigit():
+        return False
+    return not _process_alive(int(pid_text))
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (killed, not yet reaped by its parent) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:  # no /proc: trust kill(0)
+        return True
+
+
+def _expired(row: dict[str, Any], lease_seconds: int) -> bool:
+    if row["heartbeat_at"] is None:
+        return True
+    age = (utc_now() - parse_iso(row["heartbeat_at"])).total_seconds()
+    return age > lease_seconds
+
+
+def reap(db: Database, registry: TriggerRegistry, settings: Settings, self_owner: str) -> int:
+    """Interrupt running executions whose owner is gone; returns how many."""
+    reaped = 0
+    for row in queue.running_leases(db):
+        if row["owner"] == self_owner:
+            continue
+        if not (_expired(row, settings.execution_lease_seconds) or owner_is_gone(row["owner"])):
+            continue
+        report = {**_load(row["report"]), "interrupted_at": utc_now_iso()}
+        error = f"interrupted: worker {row['owner']} stopped without finishing it"
+        with db.write() as conn:
+            if not queue.finish(
+                conn,
+                row["id"],
+                owner=row["owner"],
+                status="interrupted",
+                exit_code=None,
+                error=error,
+                report=report,
+            ):
+                continue
+            try:
+                policy = registry.get(row["trigger"]).document.retry
+            except TriggerNotFound:
+                policy = None
+            retry_id = schedule_retry(conn, row, policy, "interrupted", retryable=True)
+        reaped += 1
+        notifier.notify(row["id"])
+        notifier.notify(ALL)
+        log.warning(
+            "execution interrupted",
+            extra={"execution_id": row["id"], "trigger": row["trigger"], "retry_id": retry_id},
+        )
+    return reaped
+
+
+def _load(report: str | None) -> dict[str, Any]:
+    return dict(json.loads(report)) if report else {}

@@ -1,0 +1,161 @@
+"""Execution output, persisted as it happens.
+
+:class:`OutputBuffer` is the :class:`~app.execution.runners.base.OutputSink` the
+engine hands to a runner. Lines from stdout and stderr get a sequence number in
+arrival order and are written to ``execution_logs`` in small batches. Writes are
+paced by a token bucket (:class:`_FlushBudget`: 10 writes a second, 2 back to
+back): a line is written at once while the budget allows - so output of up to
+ten lines a second goes out as it comes, jitter included - and otherwise by a
+flusher thread as soon as the next write is allowed, together with everything
+that arrived meanwhile; 64 pending lines are written at once. A watcher sees
+output while the execution runs, and a crash loses at most the last batch.
+Output beyond ``max_output_bytes`` is not stored; one final ``system`` line
+says how much was dropped.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from app.clock import utc_now_iso
+from app.live.notifier import notifier
+from app.store import Database, execution_logs
+
+log = logging.getLogger(__name__)
+
+BATCH_LINES = 64
+FLUSHES_PER_SECOND = 10.0
+FLUSH_BURST = 2.0
+FLUSH_INTERVAL_SECONDS = 1 / FLUSHES_PER_SECOND
+RETRY_CAP_SECONDS = 5.0
+
+
+class _FlushBudget:
+    """Token bucket for writes: ``burst`` at once, ``rate`` a second on average.
+
+    A bucket rather than "100 ms since the last write": with output arriving
+    about every 100 ms, one late write would otherwise push every later line
+    back by nearly that much, and the lag would shrink only by the arrival
+    jitter per line.
+    """
+
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate, self._burst, self._clock = rate, burst, clock
+        self._tokens, self._stamp = burst, clock()
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+    def seconds_until_allowed(self) -> float:
+        self._refill(self._clock())
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
+
+    def spend(self) -> None:
+        """One write happened (a forced one too; the bucket never goes below empty)."""
+        self._refill(self._clock())
+        self._tokens = max(0.0, self._tokens - 1)
+
+
+class OutputBuffer:
+    def __init__(self, db: Database, execution_id: str, max_bytes: int) -> None:
+        self._db = db
+        self._execution_id = execution_id
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._pending: list[execution_logs.LogRow] = []
+        self._seq = 0
+        self.bytes = 0
+        self.dropped_bytes = 0
+        self._closed = threading.Event()
+        self._kick = threading.Event()  # lines are waiting for the flusher
+        self._budget = _FlushBudget(FLUSHES_PER_SECOND, FLUSH_BURST)
+        self._flusher = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._flush_periodically,), daemon=True
+        )
+        self._flusher.start()
+
+    def line(self, stream: str, text: str) -> None:
+        size = len(text.encode("utf-8", errors="replace")) + 1
+        with self._lock:
+            if self.bytes + size > self._max_bytes:
+                self.dropped_bytes += size
+                return
+            self.bytes += size
+            self._append(stream, text)
+            due = len(self._pending) >= BATCH_LINES or self._budget.seconds_until_allowed() == 0
+        if due:
+            try:
+                self.flush()
+            except Exception:  # the lines are pending again; the flusher retries
+                log.warning("output write failed; retrying", exc_info=True)
+                self._kick.set()
+        else:
+            self._kick.set()
+
+    def system(self, text: str) -> None:
+        with self._lock:
+            self._append("system", text)
+
+    def _append(self, stream: str, text: str) -> None:
+        self._seq += 1
+        self._pending.append((self._seq, utc_now_iso(), stream, text))
+
+    def flush(self) -> None:
+        """Write pending lines now (one short transaction) and wake live streams.
+
+        If the write fails the lines stay pending, ahead of any that arrived
+        meanwhile, and the error is raised.
+        """
+        with self._flush_lock:
+            with self._lock:
+                rows, self._pending = self._pending, []
+                output_bytes = self.bytes
+            if not rows:
+                return
+            try:
+                execution_logs.append(self._db, self._execution_id, rows, output_bytes)
+            except Exception:
+                with self._lock:
+                    self._pending[:0] = rows
+                raise
+            with self._lock:
+                self._budget.spend()
+            notifier.notify(self._execution_id)
+
+    def _flush_periodically(self) -> None:
+        failures = 0
+        while not self._closed.is_set():
+            self._kick.wait(FLUSH_INTERVAL_SECONDS)
+            self._kick.clear()
+            with self._lock:
+                wait = self._budget.seconds_until_allowed()
+            if failures:  # the store is failing: back off, up to the retry cap
+                wait = max(wait, min(RETRY_CAP_SECONDS, FLUSH_INTERVAL_SECONDS * 2**failures))
+            if wait > 0 and self._closed.wait(wait):
+                return
+            try:
+                self.flush()
+                failures = 0
+            except Exception:  # still pending: retried next round; close() raises
+                failures += 1
+                log.warning("output write failed; retrying", exc_info=failures == 1)
+
+    def close(self) -> None:
+        """Stop the flusher, note any truncation, and write everything left."""
+        self._closed.set()
+        self._kick.set()
+        self._flusher.join()
+        if self.dropped_bytes:
+            self.system(
+                f"[output truncated: {self.dropped_bytes} bytes over the "
+                f"{self._max_bytes}-byte limit were not stored]"
+            )
+        self.flush()

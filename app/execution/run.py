@@ -1,0 +1,236 @@
+"""One claimed execution, from its context to its recorded outcome.
+
+:class:`ExecutionRun` builds the runner's context from the stored delivery,
+runs the action with output persisted as it happens, and records the final
+status with its processing report in one transaction - together with the next
+attempt when the retry policy asks for one. The engine decides *when* to run;
+this module decides nothing about scheduling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import sentry_sdk
+
+from app.clock import parse_iso, utc_now_iso
+from app.config import Settings
+from app.errors import NotFound
+from app.execution.output import OutputBuffer
+from app.execution.retry import schedule_retry
+from app.execution.runners.base import RunContext, RunResult
+from app.execution.runners.command import run_command
+from app.ingest.inbound import parse_body
+from app.live.notifier import ALL, notifier
+from app.store import Database, execution_logs, executions
+from app.store import deliveries as deliveries_sql
+from app.store import execution_queue as queue
+from app.triggers.registry import CompiledTrigger
+from app.triggers.schema import CommandAction, HttpAction
+from app.triggers.templates import mask_secrets, template_context, trigger_secrets
+
+log = logging.getLogger(__name__)
+
+_STDERR_TAIL_LINES = 5
+_HTTP_OUTPUT_CAP = 16 * 1024 * 1024
+
+
+class ExecutionRun:
+    def __init__(self, db: Database, settings: Settings, owner: str) -> None:
+        self.db = db
+        self.settings = settings
+        self.owner = owner
+
+    def run(
+        self,
+        row: dict[str, Any],
+        trigger: CompiledTrigger,
+        cancelled: threading.Event,
+        interrupted: Callable[[], bool],
+    ) -> None:
+        """Run the action, persist its output, record the outcome, schedule a retry."""
+        action = trigger.document.action
+        max_bytes = (
+            action.max_output_bytes if isinstance(action, CommandAction) else _HTTP_OUTPUT_CAP
+        )
+        output = OutputBuffer(self.db, row["id"], max_bytes)
+        delivery = self._delivery(row)
+        _ingest_breadcrumbs(delivery["report"] if delivery else {}, row)
+        ctx = self._context(row, trigger, delivery, output, cancelled)
+        notifier.notify(row["id"])
+        notifier.notify(ALL)
+        log.info("execution started", extra={"attempt": row["attempt"]})
+        _breadcrumb("started", {"attempt": row["attempt"]})
+        try:
+            result = self._run_action(action, ctx)
+        except Exception as exc:
+            log.exception("runner failed unexpectedly")
+            sentry_sdk.capture_exception(exc)
+            result = RunResult("failed", error="internal error while running the action")
+        finally:
+            output.close()
+        if interrupted() and result.status in ("cancelled", "failed", "timed_out"):
+            result.status, result.error = "interrupted", "interrupted by worker shutdown"
+        self._record(row, trigger, result, output, ctx.secrets)
+
+    @staticmethod
+    def _run_action(action: CommandAction | HttpAction, ctx: RunContext) -> RunResult:
+        if isinstance(action, CommandAction):
+            return run_command(action, ctx)
+        from app.execution.runners.http import run_http
+
+        return run_http(action, ctx)
+
+    def _delivery(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored delivery this execution runs (None for one that is gone)."""
+        if not row["delivery_id"]:
+            return None
+        try:
+            return deliveries_sql.get(self.db, row["delivery_id"])
+        except NotFound:
+            return None
+
+    def _context(
+        self,
+        row: dict[str, Any],
+        trigger: CompiledTrigger,
+        delivery: dict[str, Any] | None,
+        output: OutputBuffer,
+        cancelled: threading.Event,
+    ) -> RunContext:
+        body, headers, query, content_type = b"", {}, {}, None
+        if delivery is not None:
+            body, headers, query = delivery["body"], delivery["headers"], delivery["query"]
+            content_type = delivery["content_type"]
+        try:
+            parsed: Any = parse_body(body, content_type, require_json=False).value
+        except Exception:
+            parsed = body.decode("utf-8", errors="replace")
+        return RunContext(
+            execution_id=row["id"],
+            delivery_id=row["delivery_id"],
+            trigger=trigger.name,
+            request_id=row["request_id"],
+            raw_body=body,
+            content_type=content_type,
+            template_context=template_context(
+                body=parsed,
+                headers=headers,
+                query=query,
+                trigger=trigger.name,
+                delivery_id=row["delivery_id"] or "",
+            ),
+            secrets=trigger_secrets(trigger.document),
+            output=output,
+            settings=self.settings,
+            cancelled=cancelled,
+        )
+
+    def _record(
+        self,
+        row: dict[str, Any],
+        trigger: CompiledTrigger,
+        result: RunResult,
+        output: OutputBuffer,
+        secrets: list[str],
+    ) -> None:
+        current = executions.get(self.db, row["id"])
+        finished_at = utc_now_iso()
+        report = dict(current["report"])
+        report.update(
+            attempt=row["attempt"],
+            started_at=current["started_at"],
+            finished_at=finished_at,
+            queue_wait_ms=_ms_between(current["created_at"], current["started_at"]),
+            duration_ms=_ms_between(current["started_at"], finished_at),
+            status=result.status,
+            exit_code=result.exit_code,
+            output_bytes=output.bytes,
+            output_truncated=output.dropped_bytes > 0,
+            action=result.details,
+        )
+        with self.db.write() as conn:
+            finished = queue.finish(
+                conn,
+                row["id"],
+                owner=self.owner,
+                status=result.status,
+                exit_code=result.exit_code,
+                error=result.error,
+                report=report,
+            )
+            retry_id = (
+                schedule_retry(
+                    conn, row, trigger.document.retry, result.status, retryable=result.retryable
+                )
+                if finished
+                else None
+            )
+        notifier.notify(row["id"])
+        notifier.notify(ALL)
+        self._log_outcome(row["id"], result, report, retry_id, finished, secrets)
+
+    def _log_outcome(
+        self,
+        execution_id: str,
+        result: RunResult,
+        report: dict[str, Any],
+        retry_id: str | None,
+        finished: bool,
+        secrets: list[str],
+    ) -> None:
+        extra = {
+            "status": result.status,
+            "exit_code": result.exit_code,
+            "duration_ms": report["duration_ms"],
+            "retry_id": retry_id,
+        }
+        _breadcrumb(result.status, {"exit_code": result.exit_code})
+        if not finished:
+            log.warning("execution finished after its lease was reaped", extra=extra)
+        elif result.status in ("succeeded", "cancelled"):
+            log.info("execution finished", extra=extra)
+        else:
+            stderr = mask_secrets(
+                execution_logs.tail(self.db, execution_id, "stderr", _STDERR_TAIL_LINES), secrets
+            )
+            log.error(
+                "execution %s: %s",
+                result.status,
+                result.error,
+                extra={**extra, "stderr_tail": stderr},
+            )
+
+
+def _ms_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return round((parse_iso(end) - parse_iso(start)).total_seconds() * 1000, 3)
+
+
+def _breadcrumb(stage: str, data: dict[str, Any], at: str | None = None) -> None:
+    """One stage of the execution, for the Sentry events raised in its scope."""
+    crumb: dict[str, Any] = {"category": "execution", "message": stage, "level": "info"}
+    crumb["data"] = {k: v for k, v in data.items() if v is not None}
+    if at:
+        crumb["timestamp"] = parse_iso(at)
+    sentry_sdk.add_breadcrumb(crumb)
+
+
+def _ingest_breadcrumbs(report: dict[str, Any], row: dict[str, Any]) -> None:
+    """The stages the webhook went through before this run, from its delivery's report."""
+    if not sentry_sdk.get_client().is_active():
+        return  # nothing would keep them: skip building them
+    received_at = report.get("received_at")
+    if received_at:  # the ingest stages took milliseconds: all stamped on arrival
+        _breadcrumb("received", {"bytes": (report.get("body") or {}).get("bytes")}, received_at)
+        auth = report.get("auth")
+        if auth:
+            _breadcrumb("verified", {"scheme": auth.get("scheme")}, received_at)
+        dedup = report.get("dedup") or {}
+        if dedup.get("key"):
+            _breadcrumb("deduped", {"source": dedup.get("source")}, received_at)
+    _breadcrumb("queued", {"attempt": row["attempt"]}, row.get("created_at"))

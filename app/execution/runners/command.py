@@ -1,0 +1,185 @@
+"""Run a local program for an execution: argv only, never a shell.
+
+Contract:
+
+* argv and env values are rendered templates; each rendered value is exactly
+  one argument (``; rm -rf /`` arrives as that literal string).
+* The child gets a minimal environment - ``PATH``, ``HOME``, ``LANG`` - plus the
+  trigger's ``env`` and ``HOOKRUNNER_EXECUTION_ID``, ``HOOKRUNNER_DELIVERY_ID``,
+  ``HOOKRUNNER_TRIGGER``, ``HOOKRUNNER_REQUEST_ID`` and
+  ``HOOKRUNNER_PAYLOAD_PATH`` (a private temp file with the raw body, removed
+  afterwards). The payload goes to stdin only when ``stdin: payload``.
+* The child leads its own process group (session). Timeout and cancellation
+  signal the whole group: SIGTERM, then SIGKILL after a grace period, so
+  grandchildren die too.
+* stdout and stderr are read concurrently, line by line, into the output sink in
+  arrival order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import IO
+
+from app.execution.runners import spawn
+from app.execution.runners.base import OutputSink, RunContext, RunResult
+from app.triggers.schema import CommandAction
+from app.triggers.templates import (
+    RenderedCommand,
+    TemplateRenderError,
+    mask_secrets,
+    render_command,
+)
+
+KILL_GRACE_SECONDS = 5.0
+_DRAIN_SECONDS = 2.0  # how long to wait for pipes a lingering grandchild keeps open
+_POLL_SECONDS = 0.05
+_MAX_LINE = 65536
+
+
+def _spawn(target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True)
+    thread.start()
+    return thread
+
+
+def child_environment(
+    rendered_env: dict[str, str], ctx: RunContext, payload_path: str
+) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/"),
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+    }
+    env.update(rendered_env)
+    env.update(
+        HOOKRUNNER_EXECUTION_ID=ctx.execution_id,
+        HOOKRUNNER_DELIVERY_ID=ctx.delivery_id or "",
+        HOOKRUNNER_TRIGGER=ctx.trigger,
+        HOOKRUNNER_REQUEST_ID=ctx.request_id or "",
+        HOOKRUNNER_PAYLOAD_PATH=payload_path,
+    )
+    return env
+
+
+def _pump(pipe: IO[bytes], stream: str, output: OutputSink) -> None:
+    with pipe:
+        for raw in iter(lambda: pipe.readline(_MAX_LINE), b""):
+            output.line(stream, raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError, OSError), pipe:
+        pipe.write(data)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _stop_group(pid: int, exited: threading.Event) -> None:
+    """SIGTERM the group, then SIGKILL it if the leader is still there after the grace."""
+    _signal_group(pid, signal.SIGTERM)
+    if not exited.wait(KILL_GRACE_SECONDS):
+        _signal_group(pid, signal.SIGKILL)
+        exited.wait()
+
+
+def _supervise(
+    child: spawn.Child, action: CommandAction, ctx: RunContext, exit_codes: list[int]
+) -> str | None:
+    """Wait for exit, timeout or cancellation; returns "timed_out"/"cancelled" or None.
+
+    The exit code is appended to ``exit_codes`` once the process has exited.
+    """
+    exited = threading.Event()
+
+    def wait_for_exit() -> None:
+        exit_codes.append(child.wait())
+        exited.set()
+
+    _spawn(wait_for_exit)
+    deadline = time.monotonic() + action.timeout_seconds
+    while not exited.wait(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic()))):
+        if ctx.cancelled.is_set():
+            ctx.output.system("cancel requested: stopping the process group")
+            _stop_group(child.pid, exited)
+            return "cancelled"
+        if time.monotonic() >= deadline:
+            ctx.output.system(
+                f"timed out after {action.timeout_seconds} s: stopping the process group"
+            )
+            _stop_group(child.pid, exited)
+            return "timed_out"
+    return None
+
+
+def run_command(action: CommandAction, ctx: RunContext) -> RunResult:
+    try:
+        rendered = render_command(action, ctx.template_context)
+    except TemplateRenderError as exc:
+        return RunResult("failed", error=str(exc), retryable=False)
+    details: dict[str, object] = {"argv": mask_secrets(rendered.argv, ctx.secrets)}
+    if ctx.cancelled.is_set():
+        return RunResult("cancelled", details=details)
+    fd, payload_path = tempfile.mkstemp(prefix="hookrunner-payload-")
+    try:
+        with os.fdopen(fd, "wb") as payload_file:
+            payload_file.write(ctx.raw_body)
+        return _run(action, ctx, rendered, payload_path, details)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(payload_path)
+
+
+def _run(
+    action: CommandAction,
+    ctx: RunContext,
+    rendered: RenderedCommand,
+    payload_path: str,
+    details: dict[str, object],
+) -> RunResult:
+    argv = rendered.argv
+    env = child_environment(rendered.env, ctx, payload_path)
+    try:
+        child = spawn.start(argv, env, action.cwd, with_stdin=action.stdin == "payload")
+    except OSError as exc:
+        message = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+        ctx.output.system(message)
+        return RunResult("failed", error=message, details=details, retryable=False)
+    details["pid"] = child.pid
+    readers = [
+        _spawn(lambda: _pump(child.stdout, "stdout", ctx.output)),
+        _spawn(lambda: _pump(child.stderr, "stderr", ctx.output)),
+    ]
+    stdin = child.stdin
+    if stdin is not None:
+        _spawn(lambda: _feed(stdin, ctx.raw_body))
+    exit_codes: list[int] = []
+    stopped = _supervise(child, action, ctx, exit_codes)
+    for reader in readers:
+        reader.join(_DRAIN_SECONDS)
+    if any(reader.is_alive() for reader in readers):
+        _signal_group(child.pid, signal.SIGKILL)  # a background grandchild held the pipes
+        for reader in readers:
+            reader.join()
+    exit_code = exit_codes[0]
+    details["exit_code"] = exit_code
+    if stopped is not None:
+        return RunResult(
+            stopped, exit_code=exit_code, details=details, error=stopped.replace("_", " ")
+        )
+    if exit_code == 0:
+        return RunResult("succeeded", exit_code=0, details=details)
+    reason = (
+        f"killed by signal {-exit_code}" if exit_code < 0 else f"exited with status {exit_code}"
+    )
+    return RunResult("failed", exit_code=exit_code, error=reason, details=details)

@@ -1,0 +1,283 @@
+"""Steps 4-8 of the request path: parse, filter, deduplicate, record, answer.
+
+:meth:`ExecutionService.dispatch_webhook_event` is the single entry point for
+the webhook route, delivery replay and (without writing) the dry run. Its
+write claims the dedup key and inserts the delivery and the queued execution
+together in one transaction - shared with other requests arriving at the same
+moment (:mod:`app.store.sqlite.group_commit`), each in its own savepoint - so a 2xx is
+only ever sent for a webhook that is durably recorded, and two concurrent
+copies cannot both start an execution. Nothing that can yield runs inside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jmespath.exceptions import JMESPathError
+
+from app.clock import utc_now_iso
+from app.config import Settings
+from app.errors import TriggerBusy
+from app.ingest import dedup
+from app.ingest.inbound import InboundRequest, ParsedBody, canonical_json, parse_body
+from app.live.notifier import ALL, notifier
+from app.redaction import redact_headers
+from app.store import Database, dedup_keys
+from app.store import deliveries as deliveries_sql
+from app.store import execution_queue as queue
+from app.store import executions as executions_sql
+from app.store.sqlite.group_commit import GroupCommitter
+from app.triggers.registry import CompiledTrigger
+
+if TYPE_CHECKING:
+    from app.execution.engine import Engine
+
+_TRACE_LIMIT = 500  # characters of a filter result kept in the trace
+BUSY_RETRY_AFTER_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the request path decided before writing anything."""
+
+    body: ParsedBody
+    context: dict[str, Any]
+    filter_trace: dict[str, Any] | None
+    matched: bool
+    dedup: dedup.DedupDecision
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """What the ingest transaction decided for one request."""
+
+    duplicate_of: str | None = None
+    busy: TriggerBusy | None = None
+    superseded: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    status: str  # accepted | duplicate | ignored
+    delivery_id: str
+    execution_id: str | None
+    reason: str | None = None
+
+
+def _filter(
+    trigger: CompiledTrigger, context: dict[str, Any]
+) -> tuple[bool, dict[str, Any] | None]:
+    if trigger.filter is None:
+        return True, None
+    trace: dict[str, Any] = {"expression": trigger.document.filter}
+    try:
+        result = trigger.filter.search(context)
+    except JMESPathError as exc:
+        trace.update(matched=False, error=str(exc))
+        return False, trace
+    # JMESPath truthiness: null, false, "", [] and {} are false; 0 is true.
+    matched = not (result is None or result is False or result in ("", [], {}))
+    trace.update(matched=matched, result=canonical_json(result)[:_TRACE_LIMIT])
+    return matched, trace
+
+
+def _admission(conn: sqlite3.Connection, trigger: CompiledTrigger) -> TriggerBusy | None:
+    """Whether the trigger takes another execution now (inside the ingest transaction)."""
+    policy = trigger.document.concurrency
+    if policy.on_busy == "reject":
+        active = queue.count_at_most(conn, trigger.name, ("running", "queued"), policy.max)
+        if active >= policy.max:
+            return TriggerBusy(
+                f"all {policy.max} allowed executions are taken",
+                code="trigger_busy",
+                retry_after=BUSY_RETRY_AFTER_SECONDS,
+            )
+    elif policy.on_busy == "queue" and queue.queued_count(conn, trigger.name) >= policy.queue_max:
+        return TriggerBusy(
+            f"the queue is full (queue_max {policy.queue_max})",
+            code="queue_full",
+            retry_after=BUSY_RETRY_AFTER_SECONDS,
+        )
+    return None
+
+
+def _stage(request_started: float | None) -> float | None:
+    if request_started is None:
+        return None
+    return round((time.perf_counter() - request_started) * 1000, 3)
+
+
+class ExecutionService:
+    def __init__(self, db: Database, settings: Settings, engine: Engine | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.engine = engine
+        self.committer = GroupCommitter(db)
+
+    def evaluate(self, trigger: CompiledTrigger, request: InboundRequest) -> Evaluation:
+        """Parse, filter and choose the dedup key; raises InvalidJson. Writes nothing."""
+        body = parse_body(
+            request.body, request.content_type, require_json=trigger.document.require_json
+        )
+        context = {"body": body.value, "headers": request.headers, "query": request.query}
+        matched, trace = _filter(trigger, context)
+        decision = dedup.decide(trigger, request, body, context, self.settings)
+        return Evaluation(body, context, trace, matched, decision)
+
+    def dispatch_webhook_event(
+        self,
+        trigger: CompiledTrigger,
+        request: InboundRequest,
+        *,
+        request_started: float | None = None,
+        bypass_dedup: bool = False,
+    ) -> DispatchResult:
+        """Evaluate the request and record its outcome durably (steps 4-8)."""
+        evaluation = self.evaluate(trigger, request)
+        delivery_id = uuid.uuid4().hex
+        report = self._report(trigger, request, evaluation, _stage(request_started))
+        delivery = functools.partial(self._delivery, trigger, request, delivery_id)
+        if not evaluation.matched:
+            ignored = delivery("ignored", None, None, report)
+            self.committer.run(lambda conn: deliveries_sql.insert(conn, ignored))
+            return DispatchResult("ignored", delivery_id, None, reason="filter_mismatch")
+        execution_id = uuid.uuid4().hex
+        key = None if bypass_dedup else evaluation.dedup.key
+        now = utc_now_iso()
+        expires_at = utc_now_iso(evaluation.dedup.window_seconds)
+
+        def record(conn: sqlite3.Connection) -> _Recorded:
+            if key is not None:
+                original = dedup_keys.claim(
+                    conn,
+                    trigger=trigger.name,
+                    key=key,
+                    delivery_id=delivery_id,
+                    execution_id=execution_id,
+                    now=now,
+                    expires_at=expires_at,
+                )
+                if original is not None:
+                    deliveries_sql.insert(
+                        conn,
+                        delivery("duplicate", key, original, report),
+                    )
+                    return _Recorded(duplicate_of=original)
+            busy = _admission(conn, trigger)
+            if busy is not None:
+                # Refused work must not hold the key: the sender's retry has to run.
+                if key is not None:
+                    dedup_keys.release(conn, trigger.name, key, execution_id)
+                rejected = {**report, "rejected": busy.code}
+                deliveries_sql.insert(
+                    conn,
+                    delivery("rejected", None, None, rejected),
+                )
+                return _Recorded(busy=busy)
+            superseded = []
+            if trigger.document.concurrency.on_busy == "replace":
+                superseded = queue.supersede(conn, trigger.name, now)
+            deliveries_sql.insert(
+                conn,
+                delivery("accepted", key, execution_id, report),
+            )
+            executions_sql.insert_queued(
+                conn,
+                execution_id=execution_id,
+                trigger=trigger.name,
+                delivery_id=delivery_id,
+                request_id=request.request_id,
+                created_at=now,
+                report={},  # the ingest part of the report stays on the delivery
+            )
+            return _Recorded(superseded=superseded)
+
+        recorded = self.committer.run(record)
+        if recorded.duplicate_of is not None:
+            return DispatchResult("duplicate", delivery_id, recorded.duplicate_of)
+        if recorded.busy is not None:
+            raise recorded.busy
+        self._after_commit(recorded.superseded)
+        return DispatchResult("accepted", delivery_id, execution_id)
+
+    def rerun(self, execution_id: str, request_id: str | None) -> str:
+        """Queue a new execution of the same delivery (``rerun_of`` recorded)."""
+        original = executions_sql.get(self.db, execution_id)
+        new_id = uuid.uuid4().hex
+        with self.db.write() as conn:
+            executions_sql.insert_queued(
+                conn,
+                execution_id=new_id,
+                trigger=original["trigger"],
+                delivery_id=original["delivery_id"],
+                request_id=request_id,
+                created_at=utc_now_iso(),
+                report={"rerun_of": execution_id},
+                rerun_of=execution_id,
+            )
+        self._after_commit([])
+        return new_id
+
+    def _after_commit(self, superseded: list[str]) -> None:
+        notifier.notify(ALL)
+        if self.engine is not None:
+            for running_id in superseded:
+                self.engine.cancel_local(running_id)
+            self.engine.wake()
+
+    @staticmethod
+    def _delivery(
+        trigger: CompiledTrigger,
+        request: InboundRequest,
+        delivery_id: str,
+        outcome: str,
+        key: str | None,
+        execution_id: str | None,
+        report: dict[str, Any],
+    ) -> deliveries_sql.DeliveryRecord:
+        return deliveries_sql.DeliveryRecord(
+            id=delivery_id,
+            trigger=trigger.name,
+            received_at=request.received_at,
+            request_id=request.request_id,
+            outcome=outcome,
+            reason=report.get("rejected") or ("filter_mismatch" if outcome == "ignored" else None),
+            dedup_key=key,
+            execution_id=execution_id,
+            replay_of=request.replay_of,
+            method=request.method,
+            content_type=request.content_type,
+            query=request.query,
+            headers=redact_headers(request.headers, trigger.credential_headers),
+            body=request.body,
+            report=report,
+        )
+
+    @staticmethod
+    def _report(
+        trigger: CompiledTrigger,
+        request: InboundRequest,
+        evaluation: Evaluation,
+        evaluated_ms: float | None,
+    ) -> dict[str, Any]:
+        verification = request.verification
+        return {
+            "received_at": request.received_at,
+            "evaluated_ms": evaluated_ms,
+            "auth": None
+            if verification is None
+            else {"scheme": verification.scheme, "secret_index": verification.secret_index},
+            "body": {"kind": evaluation.body.kind, "bytes": len(request.body)},
+            "filter": evaluation.filter_trace,
+            "dedup": {
+                "key": evaluation.dedup.key,
+                "source": evaluation.dedup.source,
+                "window_seconds": evaluation.dedup.window_seconds,
+            },
+            "replay_of": request.replay_of,
+        }

@@ -1,1 +1,0 @@
-"""Pydantic models of the admin API's documents (published in /openapi.json)."""

@@ -1,0 +1,59 @@
+"""SQL for ``admin_tokens``: only SHA-256 digests of tokens are stored."""
+
+from __future__ import annotations
+
+import uuid
+
+from app.clock import utc_now_iso
+from app.store.sqlite.database import Database
+
+# last_used_at is refreshed at most this often, so reads stay reads.
+_TOUCH_INTERVAL_SECONDS = 60
+
+
+def insert(db: Database, name: str, token_sha256: str) -> str:
+    token_id = uuid.uuid4().hex
+    with db.write() as conn:
+        conn.execute(
+            "INSERT INTO admin_tokens (id, name, token_sha256, created_at) VALUES (?, ?, ?, ?)",
+            (token_id, name, token_sha256, utc_now_iso()),
+        )
+    return token_id
+
+
+def find_active(db: Database, token_sha256: str) -> str | None:
+    """Id of the unrevoked token with this digest, touching ``last_used_at``."""
+    with db.read() as conn:
+        row = conn.execute(
+            "SELECT id, last_used_at FROM admin_tokens"
+            " WHERE token_sha256 = ? AND revoked_at IS NULL",
+            (token_sha256,),
+        ).fetchone()
+    if row is None:
+        return None
+    stale_before = utc_now_iso(-_TOUCH_INTERVAL_SECONDS)
+    if row["last_used_at"] is None or row["last_used_at"] < stale_before:
+        with db.write() as conn:
+            conn.execute(
+                "UPDATE admin_tokens SET last_used_at = ? WHERE id = ?", (utc_now_iso(), row["id"])
+            )
+    return str(row["id"])
+
+
+def list_all(db: Database) -> list[dict[str, str | None]]:
+    with db.read() as conn:
+        rows = conn.execute(
+            "SELECT id, name, created_at, last_used_at, revoked_at FROM admin_tokens"
+            " ORDER BY created_at"
+        ).fetchall()
+    return [dict(row) for row in rows]
+
+
+def revoke(db: Database, token_id: str) -> bool:
+    """Revoke an active token; False when there is none with that id."""
+    with db.write() as conn:
+        cursor = conn.execute(
+            "UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (utc_now_iso(), token_id),
+        )
+    return cursor.rowcount == 1

@@ -1,0 +1,114 @@
+"""SQL for ``deliveries``: one row per authenticated webhook, whatever became of it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import NotFound
+from app.store import paging
+from app.store.sqlite.database import Database
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    id: str
+    trigger: str
+    received_at: str
+    request_id: str | None
+    outcome: str  # accepted | duplicate | ignored
+    reason: str | None
+    dedup_key: str | None
+    execution_id: str | None
+    replay_of: str | None
+    method: str
+    content_type: str | None
+    query: dict[str, Any]
+    headers: dict[str, str]  # credentials already redacted
+    body: bytes
+    report: dict[str, Any]
+
+
+_INSERT = (
+    "INSERT INTO deliveries (id, trigger, received_at, request_id, outcome, reason, dedup_key,"
+    " execution_id, replay_of, method, content_type, query, headers, body, body_size, report)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SUMMARY = (
+    "id, trigger, received_at, request_id, outcome, reason, dedup_key, execution_id,"
+    " replay_of, method, content_type, body_size"
+)
+
+
+def insert(conn: sqlite3.Connection, record: DeliveryRecord) -> None:
+    """Insert inside the caller's write transaction."""
+    conn.execute(
+        _INSERT,
+        (
+            record.id,
+            record.trigger,
+            record.received_at,
+            record.request_id,
+            record.outcome,
+            record.reason,
+            record.dedup_key,
+            record.execution_id,
+            record.replay_of,
+            record.method,
+            record.content_type,
+            json.dumps(record.query),
+            json.dumps(record.headers),
+            record.body,
+            len(record.body),
+            json.dumps(record.report),
+        ),
+    )
+
+
+def get(db: Database, delivery_id: str) -> dict[str, Any]:
+    """The whole row (body as bytes, JSON columns decoded); raises NotFound."""
+    with db.read() as conn:
+        row = conn.execute(
+            f"SELECT {_SUMMARY}, query, headers, body, report FROM deliveries WHERE id = ?",
+            (delivery_id,),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no delivery with id {delivery_id!r}")
+    item = dict(row)
+    for column in ("query", "headers", "report"):
+        item[column] = json.loads(item[column])
+    item["body"] = bytes(item["body"])
+    return item
+
+
+def list_recent(
+    db: Database,
+    *,
+    trigger: str | None,
+    outcome: str | None,
+    since: str | None,
+    until: str | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Summaries, newest first."""
+    return paging.recent(
+        db,
+        table="deliveries",
+        columns=_SUMMARY,
+        time_column="received_at",
+        equals={"trigger": trigger, "outcome": outcome},
+        since=since,
+        until=until,
+        after=after,
+        limit=limit,
+    )
+
+
+def report(db: Database, delivery_id: str) -> dict[str, Any]:
+    """The ingest processing report of a delivery ({} when it is gone)."""
+    with db.read() as conn:
+        row = conn.execute("SELECT report FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+    return {} if row is None else dict(json.loads(row["report"]))

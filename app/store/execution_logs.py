@@ -1,0 +1,44 @@
+"""SQL for ``execution_logs``: output lines keyed by (execution_id, seq)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.store.sqlite.database import Database
+
+LogRow = tuple[int, str, str, str]  # seq, ts, stream, line
+
+
+def append(db: Database, execution_id: str, rows: list[LogRow], output_bytes: int) -> None:
+    """Insert a batch of lines and record the running byte count, in one transaction."""
+    with db.write() as conn:
+        conn.executemany(
+            "INSERT INTO execution_logs (execution_id, seq, ts, stream, line)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(execution_id, *row) for row in rows],
+        )
+        conn.execute(
+            "UPDATE executions SET output_bytes = ? WHERE id = ?", (output_bytes, execution_id)
+        )
+
+
+def after(db: Database, execution_id: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
+    """Lines with ``seq > after_seq`` in order."""
+    with db.read() as conn:
+        rows = conn.execute(
+            "SELECT seq, ts, stream, line FROM execution_logs"
+            " WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (execution_id, after_seq, limit),
+        ).fetchall()
+    return [dict(row) for row in rows]
+
+
+def tail(db: Database, execution_id: str, stream: str, count: int) -> list[str]:
+    """The last ``count`` lines of one stream, oldest first."""
+    with db.read() as conn:
+        rows = conn.execute(
+            "SELECT line FROM execution_logs WHERE execution_id = ? AND stream = ?"
+            " ORDER BY seq DESC LIMIT ?",
+            (execution_id, stream, count),
+        ).fetchall()
+    return [str(row["line"]) for row in reversed(rows)]

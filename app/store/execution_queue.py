@@ -1,0 +1,260 @@
+"""SQL for the executions table as a durable queue: claims, leases, cancellation, status.
+
+Every state change is one conditional UPDATE whose ``rowcount`` (or RETURNING)
+says whether it happened, so any number of workers - on one host or several
+sharing a database - can race for the same rows safely:
+
+* ``claim``: queued -> running, only while still queued and under the trigger's
+  concurrency limit; sets the lease (``owner``, ``heartbeat_at``).
+* ``heartbeat``: the owner renews the lease of everything it runs.
+* ``finish``: running -> final, only while still running under the same owner,
+  so a lease the reaper already took is never overwritten.
+* Cancellation of a running execution is a flag (``cancel_requested_at``) that
+  the owning worker polls; a queued one is cancelled at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from app.clock import parse_iso, utc_now_iso
+from app.errors import Conflict, NotFound
+from app.store.sqlite.database import Database
+
+
+def claimable(db: Database, now: str, limit: int) -> list[dict[str, Any]]:
+    """Queued executions that may start now, oldest first, at most ``limit`` per trigger.
+
+    Reads only triggers that have queued work (``queue_depth``) and, for each, the
+    oldest rows through the (trigger, status, created_at) index, so the cost does
+    not grow with the length of a backlog - and one busy trigger's backlog does
+    not hide other triggers' work.
+    """
+    rows: list[dict[str, Any]] = []
+    with db.read() as conn:
+        triggers = conn.execute("SELECT trigger FROM queue_depth WHERE queued > 0").fetchall()
+        for (trigger,) in triggers:
+            rows += map(
+                dict,
+                conn.execute(
+                    "SELECT id, trigger, created_at FROM executions"
+                    " WHERE trigger = ? AND status = 'queued'"
+                    " AND (run_after IS NULL OR run_after <= ?) ORDER BY created_at, id LIMIT ?",
+                    (trigger, now, limit),
+                ).fetchall(),
+            )
+    rows.sort(key=lambda row: (row["created_at"], row["id"]))
+    return rows
+
+
+def claim(db: Database, execution_id: str, trigger: str, owner: str, max_running: int) -> bool:
+    """Move one execution from queued to running for ``owner``.
+
+    One conditional UPDATE decides: it matches only while the row is still
+    queued and the trigger has fewer than ``max_running`` running executions, so
+    any number of workers may race for the same row and exactly one wins.
+    """
+    now = utc_now_iso()
+    with db.write() as conn:
+        cursor = conn.execute(
+            "UPDATE executions SET status = 'running', owner = ?, heartbeat_at = ?,"
+            " started_at = ?, status_changed_at = ? WHERE id = ? AND status = 'queued'"
+            " AND (SELECT COUNT(*) FROM executions WHERE trigger = ? AND status = 'running') < ?",
+            (owner, now, now, now, execution_id, trigger, max_running),
+        )
+    return cursor.rowcount == 1
+
+
+def count_at_most(
+    conn: sqlite3.Connection, trigger: str, statuses: tuple[str, ...], limit: int
+) -> int:
+    """Executions of a trigger with one of ``statuses``, counted no further than ``limit``.
+
+    Admission only needs to know whether a (small) limit is reached, so the
+    count stops there.
+    """
+    marks = ", ".join("?" for _ in statuses)
+    row = conn.execute(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM executions"
+        f" WHERE trigger = ? AND status IN ({marks}) LIMIT ?)",
+        (trigger, *statuses, limit),
+    ).fetchone()
+    return int(row[0])
+
+
+def queued_count(conn: sqlite3.Connection, trigger: str) -> int:
+    """Queued executions of a trigger: one row of ``queue_depth`` (kept by SQL triggers)."""
+    row = conn.execute("SELECT queued FROM queue_depth WHERE trigger = ?", (trigger,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def supersede(conn: sqlite3.Connection, trigger: str, now: str) -> list[str]:
+    """on_busy=replace: cancel queued executions and ask running ones to stop.
+
+    Returns the ids of the running executions asked to stop.
+    """
+    conn.execute(
+        "UPDATE executions SET status = 'cancelled', finished_at = ?, status_changed_at = ?,"
+        " error = 'replaced by a newer delivery' WHERE trigger = ? AND status = 'queued'",
+        (now, now, trigger),
+    )
+    rows = conn.execute(
+        "UPDATE executions SET cancel_requested_at = ? WHERE trigger = ?"
+        " AND status = 'running' AND cancel_requested_at IS NULL RETURNING id",
+        (now, trigger),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def heartbeat(db: Database, owner: str) -> None:
+    """Renew the lease of every execution this owner runs."""
+    with db.write() as conn:
+        conn.execute(
+            "UPDATE executions SET heartbeat_at = ? WHERE owner = ? AND status = 'running'",
+            (utc_now_iso(), owner),
+        )
+
+
+def cancel_requested(db: Database, owner: str) -> list[str]:
+    """Running executions of this owner that someone asked to cancel."""
+    with db.read() as conn:
+        rows = conn.execute(
+            "SELECT id FROM executions WHERE owner = ? AND status = 'running'"
+            " AND cancel_requested_at IS NOT NULL",
+            (owner,),
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def request_cancel(db: Database, execution_id: str) -> str:
+    """Cancel a queued execution now, or flag a running one; returns the status seen.
+
+    Raises NotFound for an unknown id, Conflict when it already finished.
+    """
+    now = utc_now_iso()
+    with db.write() as conn:
+        row = conn.execute("SELECT status FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no execution with id {execution_id!r}")
+        status = str(row["status"])
+        if status == "queued":
+            conn.execute(
+                "UPDATE executions SET status = 'cancelled', finished_at = ?,"
+                " status_changed_at = ?, error = 'cancelled before it started' WHERE id = ?",
+                (now, now, execution_id),
+            )
+        elif status == "running":
+            conn.execute(
+                "UPDATE executions SET cancel_requested_at = COALESCE(cancel_requested_at, ?)"
+                " WHERE id = ?",
+                (now, execution_id),
+            )
+        else:
+            raise Conflict(f"execution already ended with status {status!r}")
+    return status
+
+
+def finish(
+    conn: sqlite3.Connection,
+    execution_id: str,
+    *,
+    owner: str | None,
+    status: str,
+    exit_code: int | None,
+    error: str | None,
+    report: dict[str, Any],
+) -> bool:
+    """Record the final status of a running execution inside the caller's transaction.
+
+    Matches only while the row is still running under ``owner`` (any owner when
+    None), so a lease reaped meanwhile is not overwritten. Returns whether it did.
+    """
+    now = utc_now_iso()
+    cursor = conn.execute(
+        "UPDATE executions SET status = ?, finished_at = ?, status_changed_at = ?,"
+        " exit_code = ?, error = ?, report = ?, duration_ms = ?"
+        " WHERE id = ? AND status = 'running' AND (? IS NULL OR owner = ?)",
+        (
+            status,
+            now,
+            now,
+            exit_code,
+            error,
+            json.dumps(report),
+            _duration_ms(report.get("started_at"), now),
+            execution_id,
+            owner,
+            owner,
+        ),
+    )
+    return cursor.rowcount == 1
+
+
+def running_leases(db: Database) -> list[dict[str, Any]]:
+    """Every running execution with its lease, for the reaper."""
+    with db.read() as conn:
+        rows = conn.execute(
+            "SELECT id, trigger, owner, heartbeat_at, attempt, retry_of, delivery_id,"
+            " request_id, report FROM executions WHERE status = 'running'"
+        ).fetchall()
+    return [dict(row) for row in rows]
+
+
+def status_of(db: Database, execution_id: str) -> str | None:
+    with db.read() as conn:
+        row = conn.execute("SELECT status FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    return None if row is None else str(row["status"])
+
+
+def status_changes(
+    db: Database, after: tuple[str, str] | None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Executions whose status changed after ``(status_changed_at, id)``, oldest first."""
+    since, last_id = after or ("", "")
+    with db.read() as conn:
+        rows = conn.execute(
+            "SELECT id, trigger, status, attempt, status_changed_at, exit_code, error"
+            " FROM executions WHERE status_changed_at > ?"
+            " OR (status_changed_at = ? AND id > ?)"
+            " ORDER BY status_changed_at, id LIMIT ?",
+            (since, since, last_id, limit),
+        ).fetchall()
+    return [dict(row) for row in rows]
+
+
+def latest_status_change(db: Database) -> tuple[str, str] | None:
+    with db.read() as conn:
+        row = conn.execute(
+            "SELECT status_changed_at, id FROM executions"
+            " ORDER BY status_changed_at DESC, id DESC LIMIT 1"
+        ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def _duration_ms(started_at: str | None, finished_at: str) -> float | None:
+    if not started_at:
+        return None
+    return round((parse_iso(finished_at) - parse_iso(started_at)).total_seconds() * 1000, 3)
+
+
+STATUS_FIELDS = (
+    "id",
+    "trigger",
+    "status",
+    "attempt",
+    "exit_code",
+    "error",
+    "started_at",
+    "finished_at",
+)
+
+
+def status_row(db: Database, execution_id: str) -> dict[str, Any] | None:
+    """The status fields of one execution (no report), or None."""
+    with db.read() as conn:
+        row = conn.execute(
+            f"SELECT {', '.join(STATUS_FIELDS)} FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+    return None if row is None else dict(row)

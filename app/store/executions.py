@@ -1,0 +1,93 @@
+"""SQL for ``executions``, the durable queue of work."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from app.errors import NotFound
+from app.store import paging
+from app.store.sqlite.database import Database
+
+ACTIVE_STATUSES = ("queued", "running")
+FINAL_STATUSES = ("succeeded", "failed", "timed_out", "cancelled", "interrupted")
+STATUSES = ACTIVE_STATUSES + FINAL_STATUSES
+
+_SUMMARY = (
+    "id, trigger, delivery_id, request_id, status, attempt, retry_of, rerun_of, created_at,"
+    " run_after, started_at, finished_at, exit_code, error, output_bytes"
+)
+
+
+def insert_queued(
+    conn: sqlite3.Connection,
+    *,
+    execution_id: str,
+    trigger: str,
+    delivery_id: str | None,
+    request_id: str | None,
+    created_at: str,
+    report: dict[str, Any],
+    attempt: int = 1,
+    retry_of: str | None = None,
+    rerun_of: str | None = None,
+    run_after: str | None = None,
+) -> None:
+    """Queue an execution inside the caller's write transaction."""
+    conn.execute(
+        "INSERT INTO executions (id, trigger, delivery_id, request_id, status, attempt,"
+        " retry_of, rerun_of, created_at, run_after, report, status_changed_at)"
+        " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+        (
+            execution_id,
+            trigger,
+            delivery_id,
+            request_id,
+            attempt,
+            retry_of,
+            rerun_of,
+            created_at,
+            run_after,
+            json.dumps(report),
+            created_at,
+        ),
+    )
+
+
+def get(db: Database, execution_id: str) -> dict[str, Any]:
+    """The row with its processing report decoded; raises NotFound."""
+    with db.read() as conn:
+        row = conn.execute(
+            f"SELECT {_SUMMARY}, owner, heartbeat_at, report FROM executions WHERE id = ?",
+            (execution_id,),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no execution with id {execution_id!r}")
+    item = dict(row)
+    item["report"] = json.loads(item["report"])
+    return item
+
+
+def list_recent(
+    db: Database,
+    *,
+    trigger: str | None,
+    status: str | None,
+    since: str | None,
+    until: str | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Summaries, newest first."""
+    return paging.recent(
+        db,
+        table="executions",
+        columns=_SUMMARY,
+        time_column="created_at",
+        equals={"trigger": trigger, "status": status},
+        since=since,
+        until=until,
+        after=after,
+        limit=limit,
+    )

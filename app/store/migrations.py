@@ -1,0 +1,170 @@
+"""Numbered SQL migrations and the runner that applies them.
+
+Protocol:
+
+* Migrations are files ``migrations/NNNN_name.sql`` numbered from 0001 without
+  gaps. A file is **immutable once landed**: change the schema with a new file.
+  The runner records each file's SHA-256 and refuses to start when a recorded
+  file has changed.
+* A file holds plain statements and no ``BEGIN``/``COMMIT``: the runner applies
+  each file in its own ``BEGIN IMMEDIATE`` transaction together with the row in
+  ``schema_migrations`` that records its version, so a file is applied entirely
+  or not at all.
+* The runner re-reads the version inside that transaction, so several workers
+  starting at once apply each file exactly once.
+* A database whose version is newer than the newest file this code knows is
+  refused with :class:`MigrationError`: old code must not write a newer schema.
+
+Applying to an up-to-date database is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.clock import utc_now_iso
+from app.store.sqlite.database import Database
+
+
+def _migrations_dir() -> Path:
+    """``migrations/`` beside the source tree, or in the working directory (installed copy)."""
+    beside_source = Path(__file__).resolve().parents[2] / "migrations"
+    return beside_source if beside_source.is_dir() else Path.cwd() / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
+_FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Transaction control, but not the BEGIN ... END; of a CREATE TRIGGER body.
+_TXN_RE = re.compile(
+    r"^\s*(BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?\s*;"
+    r"|COMMIT\b|END\s+TRANSACTION\b|ROLLBACK\b)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+class MigrationError(RuntimeError):
+    """The migrations or the database are not in a state the code can run on."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Read and check the migration files: numbered 1..N, no transaction control."""
+    migrations = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE_RE.match(path.name)
+        if not match:
+            raise MigrationError(f"migration file name must be NNNN_name.sql: {path.name}")
+        sql = path.read_text(encoding="utf-8")
+        if _TXN_RE.search(sql):
+            raise MigrationError(f"{path.name}: no BEGIN/COMMIT inside a migration file")
+        migrations.append(Migration(int(match.group(1)), match.group(2), sql))
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.version != expected:
+            raise MigrationError(f"migration {expected:04d} is missing")
+    return migrations
+
+
+def _split_statements(sql: str) -> list[str]:
+    statements, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer)
+            buffer = ""
+    if buffer.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
+    ):
+        raise MigrationError("migration ends with an incomplete statement")
+    return statements
+
+
+def _applied(conn: sqlite3.Connection) -> dict[int, str]:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if exists is None:
+        return {}
+    rows = conn.execute("SELECT version, sha256 FROM schema_migrations").fetchall()
+    return {int(row["version"]): str(row["sha256"]) for row in rows}
+
+
+def _check_applied(applied: dict[int, str], migrations: list[Migration]) -> None:
+    known = {m.version: m for m in migrations}
+    newest = max(applied, default=0)
+    if newest > len(migrations):
+        raise MigrationError(
+            f"database schema is at version {newest}, newer than this code's "
+            f"{len(migrations)}; upgrade Hookrunner instead of running an older release"
+        )
+    for version, digest in applied.items():
+        if known[version].sha256 != digest:
+            raise MigrationError(
+                f"migration {version:04d}_{known[version].name}.sql changed after it was "
+                "applied; migrations are immutable, add a new file instead"
+            )
+
+
+def current_version(db: Database) -> int:
+    """The newest applied version (0 for an empty database)."""
+    with db.read() as conn:
+        return max(_applied(conn), default=0)
+
+
+def migrate(db: Database, migrations: list[Migration] | None = None) -> list[int]:
+    """Apply pending migrations in order; return the versions applied now."""
+    migrations = load_migrations() if migrations is None else migrations
+    with db.write() as conn:
+        conn.execute(_BOOKKEEPING)
+        _check_applied(_applied(conn), migrations)
+    applied_now = []
+    for migration in migrations:
+        with db.write() as conn:
+            if migration.version in _applied(conn):
+                continue
+            for statement in _split_statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, sha256, applied_at)"
+                " VALUES (?, ?, ?, ?)",
+                (
+                    migration.version,
+                    migration.name,
+                    migration.sha256,
+                    utc_now_iso(),
+                ),
+            )
+        applied_now.append(migration.version)
+    return applied_now
+
+
+def pending(db: Database, migrations: list[Migration] | None = None) -> list[int]:
+    """Versions not yet applied; raises MigrationError when the database is newer."""
+    migrations = load_migrations() if migrations is None else migrations
+    with db.read() as conn:
+        applied = _applied(conn)
+    _check_applied(applied, migrations)
+    return [m.version for m in migrations if m.version not in applied]

@@ -1,0 +1,214 @@
+"""The trigger document: what a trigger verifies, filters, deduplicates and runs.
+
+:class:`TriggerDocument` is the stored and validated form (secrets included).
+Secrets are write-only: :func:`public_view` is the only shape the API returns.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.triggers.templates import TemplateRenderError, compile_template
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+Scheme = Literal["github", "stripe", "slack", "standard", "hmac", "token", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_template(value: str) -> str:
+    try:
+        compile_template(value)
+    except TemplateRenderError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _check_jmespath(expression: str) -> str:
+    try:
+        jmespath.compile(expression)
+    except JMESPathError as exc:
+        raise ValueError(f"invalid JMESPath expression: {exc}") from None
+    return expression
+
+
+class Auth(_Strict):
+    """How requests prove they come from the sender."""
+
+    scheme: Scheme
+    secrets: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        default_factory=list, max_length=10, description="Write-only; any one may match."
+    )
+    tolerance_seconds: int = Field(300, ge=1, le=86400)
+    header: str | None = Field(None, pattern=_HEADER_NAME, description="hmac/token header")
+    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = Field("", max_length=64)
+
+    @model_validator(mode="after")
+    def _secrets_required(self) -> Auth:
+        if self.scheme != "none" and not self.secrets:
+            raise ValueError(f"scheme {self.scheme!r} needs at least one secret")
+        if self.scheme == "hmac" and not self.header:
+            raise ValueError("scheme 'hmac' needs the header that carries the signature")
+        return self
+
+
+class Dedup(_Strict):
+    """Which key identifies a repeated delivery, and for how long."""
+
+    key: str = Field(
+        "auto", description="auto | payload | none | jmespath:<expression over body/headers/query>"
+    )
+    window_seconds: int | None = Field(None, ge=1, le=90 * 86400)
+
+    @field_validator("key")
+    @classmethod
+    def _known_mode(cls, value: str) -> str:
+        if value in ("auto", "payload", "none"):
+            return value
+        if value.startswith("jmespath:") and value[len("jmespath:") :].strip():
+            _check_jmespath(value[len("jmespath:") :])
+            return value
+        raise ValueError("must be auto, payload, none or jmespath:<expression>")
+
+
+class CommandAction(_Strict):
+    """Run a local program (argv list, never a shell)."""
+
+    type: Literal["command"]
+    argv: list[Annotated[str, Field(max_length=65536)]] = Field(min_length=1, max_length=256)
+    env: dict[str, Annotated[str, Field(max_length=65536)]] = Field(default_factory=dict)
+    cwd: str | None = Field(None, max_length=4096)
+    stdin: Literal["payload", "none"] = "none"
+    timeout_seconds: int = Field(600, ge=1, le=7 * 86400)
+    max_output_bytes: int = Field(1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+
+    @field_validator("argv")
+    @classmethod
+    def _argv_templates(cls, value: list[str]) -> list[str]:
+        if not value[0].strip():
+            raise ValueError("argv[0] must name a program")
+        return [_check_template(item) for item in value]
+
+    @field_validator("env")
+    @classmethod
+    def _env_templates(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, template in value.items():
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"invalid environment variable name {name!r}")
+            _check_template(template)
+        return value
+
+
+class HttpAction(_Strict):
+    """Forward the webhook to another HTTP endpoint."""
+
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: dict[Annotated[str, Field(pattern=_HEADER_NAME)], str] = Field(default_factory=dict)
+    body: str | None = Field(None, description="Template; the original body when omitted.")
+    signing_secret: str | None = Field(
+        None, min_length=1, description="Write-only; signs forwards with Standard Webhooks."
+    )
+    timeout_seconds: float = Field(30, gt=0, le=600)
+    max_response_bytes: int = Field(64 * 1024, ge=0, le=16 * 1024 * 1024)
+
+    @field_validator("headers")
+    @classmethod
+    def _header_templates(cls, value: dict[str, str]) -> dict[str, str]:
+        for template in value.values():
+            _check_template(template)
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _body_template(cls, value: str | None) -> str | None:
+        return None if value is None else _check_template(value)
+
+
+Action = Annotated[CommandAction | HttpAction, Field(discriminator="type")]
+
+
+class Concurrency(_Strict):
+    max: int = Field(1, ge=1, le=1000)
+    on_busy: Literal["queue", "reject", "replace"] = "queue"
+    queue_max: int = Field(100, ge=0, le=100_000)
+
+
+class Retry(_Strict):
+    max_attempts: int = Field(1, ge=1, le=50)
+    backoff_seconds: float = Field(10, ge=0, le=86400)
+    max_backoff_seconds: float = Field(3600, ge=0, le=7 * 86400)
+
+
+class TriggerDocument(_Strict):
+    """A trigger as created with POST /admin/triggers."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = Field("", max_length=2000)
+    enabled: bool = True
+    auth: Auth
+    require_json: bool = Field(False, description="Answer 400 invalid_json to non-JSON bodies.")
+    filter: str | None = Field(None, max_length=4096, description="JMESPath; falsy = ignore")
+    dedup: Dedup = Field(default_factory=Dedup)  # type: ignore[arg-type]
+    action: Action
+    concurrency: Concurrency = Field(default_factory=Concurrency)  # type: ignore[arg-type]
+    retry: Retry = Field(default_factory=Retry)  # type: ignore[arg-type]
+    retention_days: int = Field(30, ge=1, le=3650)
+
+    @field_validator("filter")
+    @classmethod
+    def _filter_compiles(cls, value: str | None) -> str | None:
+        return None if value is None else _check_jmespath(value)
+
+
+class TriggerPatch(BaseModel):
+    """Fields to change; omitted fields keep their value. Omitted secrets are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def merge_patch(current: TriggerDocument, patch: dict[str, Any]) -> dict[str, Any]:
+    """The document that results from applying ``patch`` (validate it afterwards).
+
+    Top-level fields are replaced; an ``auth`` or ``action`` patch that leaves
+    out ``secrets`` / ``signing_secret`` keeps the stored ones, because clients
+    never see them and cannot send them back.
+    """
+    merged = current.model_dump()
+    for field, value in patch.items():
+        if field == "auth" and isinstance(value, dict) and "secrets" not in value:
+            value = {**value, "secrets": current.auth.secrets}
+        if (
+            field == "action"
+            and isinstance(value, dict)
+            and isinstance(current.action, HttpAction)
+            and value.get("type", "http") == "http"
+            and "signing_secret" not in value
+        ):
+            value = {**value, "signing_secret": current.action.signing_secret}
+        merged[field] = value
+    return merged
+
+
+def public_view(document: TriggerDocument) -> dict[str, Any]:
+    """The document as the API shows it: secrets replaced by ``has_secret`` flags."""
+    view = document.model_dump()
+    secrets = view["auth"].pop("secrets")
+    view["auth"]["has_secret"] = bool(secrets)
+    view["auth"]["secret_count"] = len(secrets)
+    if view["action"]["type"] == "http":
+        view["action"]["has_signing_secret"] = view["action"].pop("signing_secret") is not None
+    return view

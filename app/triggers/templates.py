@@ -1,0 +1,119 @@
+"""Payload values templated into argv, env, headers and bodies (Jinja2 sandbox).
+
+Templates run in Jinja2's ``SandboxedEnvironment`` with ``StrictUndefined``: a
+template cannot reach Python internals, and a reference to a missing field is
+an error with a clear message instead of an empty string. Each rendered value
+stays one value - an argv element is never split, quoted or handed to a shell.
+
+:func:`render_action` renders a trigger's whole action for one delivery
+(argv/env for commands, the request for HTTP). The dry run and the runners use
+the same functions, so what the dry run shows is exactly what would run. Values
+equal to a trigger secret are masked in anything shown to people
+(:func:`mask_secrets`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from app.redaction import REDACTED
+
+if TYPE_CHECKING:  # the schema validates templates with this module
+    from app.triggers.schema import CommandAction, HttpAction, TriggerDocument
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+class TemplateRenderError(ValueError):
+    """A template failed to compile or render; the message says which and why."""
+
+
+@lru_cache(maxsize=1024)
+def compile_template(source: str) -> Template:
+    """Compile (and cache) a template; raises TemplateRenderError on bad syntax."""
+    try:
+        return _ENV.from_string(source)
+    except TemplateError as exc:
+        raise TemplateRenderError(f"template {source!r} does not compile: {exc}") from None
+
+
+def render(source: str, context: Mapping[str, Any]) -> str:
+    """Render one template to one string."""
+    if "{" not in source:
+        return source
+    try:
+        return compile_template(source).render(**context)
+    except TemplateRenderError:
+        raise
+    except Exception as exc:  # undefined fields, sandbox violations, filter errors
+        raise TemplateRenderError(f"template {source!r} failed: {exc}") from None
+
+
+def template_context(
+    *, body: Any, headers: dict[str, str], query: dict[str, Any], trigger: str, delivery_id: str
+) -> dict[str, Any]:
+    return {
+        "body": body,
+        "headers": headers,
+        "query": query,
+        "trigger": trigger,
+        "delivery_id": delivery_id,
+    }
+
+
+@dataclass(frozen=True)
+class RenderedCommand:
+    argv: list[str]
+    env: dict[str, str]
+
+
+def render_command(action: CommandAction, context: dict[str, Any]) -> RenderedCommand:
+    """The argv list and extra environment; raises TemplateRenderError."""
+    return RenderedCommand(
+        argv=[render(item, context) for item in action.argv],
+        env={name: render(value, context) for name, value in action.env.items()},
+    )
+
+
+def render_http(action: HttpAction, context: dict[str, Any]) -> dict[str, Any]:
+    """``{"method", "url", "headers", "body"}`` (body None = forward the original)."""
+    return {
+        "method": action.method,
+        "url": render(action.url, context),
+        "headers": {name: render(value, context) for name, value in action.headers.items()},
+        "body": None if action.body is None else render(action.body, context),
+    }
+
+
+def render_action(document: TriggerDocument, context: dict[str, Any]) -> dict[str, Any]:
+    action = document.action
+    if action.type == "command":
+        return {"type": "command", **asdict(render_command(action, context))}
+    return {"type": "http", **render_http(action, context)}
+
+
+def trigger_secrets(document: TriggerDocument) -> list[str]:
+    secrets = list(document.auth.secrets)
+    if document.action.type == "http" and document.action.signing_secret:
+        secrets.append(document.action.signing_secret)
+    return secrets
+
+
+def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:
+    """A copy of ``value`` (str, list, dict) with every secret's text replaced."""
+    secrets = [secret for secret in secrets if secret]
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, list):
+        return [mask_secrets(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {key: mask_secrets(item, secrets) for key, item in value.items()}
+    return value
