@@ -2,7 +2,8 @@
 
 Only the standard library is imported here. gevent's worker monkey-patches
 after fork, so importing ssl, requests or sentry_sdk at this level would load
-them unpatched (DESIGN rule 1); for the same reason there is no ``preload_app``.
+them unpatched (docs/architecture.md, gevent rule 1); for the same reason there
+is no ``preload_app``.
 Each worker builds the app itself (``run:app``), applying pending migrations.
 """
 
@@ -56,7 +57,7 @@ class JsonLogger(Logger):
 logger_class = JsonLogger
 
 
-# --- worker lifecycle hooks (DESIGN rule 4) -------------------------------------------
+# --- worker lifecycle hooks (docs/architecture.md, gevent rule 4) ---------------------
 # Imports happen inside the hooks: they run in the worker, after gevent patched it.
 
 
@@ -67,7 +68,9 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     from app import lifecycle
 
     def handle_term(signum, frame):  # type: ignore[no-untyped-def]
-        lifecycle.begin_shutdown()
+        app_lifecycle = lifecycle.of(getattr(worker, "wsgi", None))
+        if app_lifecycle is not None:
+            app_lifecycle.begin_shutdown()
         worker.handle_exit(signum, frame)
 
     signal.signal(signal.SIGTERM, handle_term)
@@ -77,11 +80,15 @@ def worker_int(worker):  # type: ignore[no-untyped-def]
     """SIGINT/SIGQUIT: stop now; running executions are recorded interrupted."""
     from app import lifecycle
 
-    lifecycle.drain(graceful_timeout=0, margin=0)
+    app_lifecycle = lifecycle.of(getattr(worker, "wsgi", None))
+    if app_lifecycle is not None:
+        app_lifecycle.drain(graceful_timeout=0, margin=0)
 
 
 def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     """Let running executions finish within what is left of graceful_timeout."""
     from app import lifecycle
 
-    lifecycle.drain(graceful_timeout=worker.cfg.graceful_timeout)
+    app_lifecycle = lifecycle.of(getattr(worker, "wsgi", None))
+    if app_lifecycle is not None:
+        app_lifecycle.drain(graceful_timeout=worker.cfg.graceful_timeout)

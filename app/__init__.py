@@ -60,7 +60,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     database.start_checkpointer()
     migrate(database)
     store.init_app(app, database)
-    wiring.init_app(app, database, settings)
+    built = wiring.init_app(app, database, settings)
 
     middleware.init_app(app)
     sentry_wsgi.init_app(app, settings)
@@ -68,5 +68,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     errors.init_app(app)
     register_blueprints(app)
     if settings.scheduler_enabled:
-        scheduler.init_app(app, scheduler.JobContext(database, settings, wiring.registry_of(app)))
+        scheduler.init_app(
+            app, scheduler.JobContext(database, settings, built.triggers, built.notifier)
+        )
     return app

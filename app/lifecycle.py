@@ -1,11 +1,15 @@
-"""Process-wide start and stop: the engines of this process and the shutdown signal.
+"""Start and stop: the engines of one app and the process's shutdown signal.
 
-Gunicorn drops greenlets the app spawned when a worker exits (DESIGN rule 4),
-so ``gunicorn.conf.py`` calls in here: on SIGTERM :func:`begin_shutdown` makes
-live streams end and engines stop claiming; in ``worker_exit``
-:func:`drain` lets running executions finish within what is left of
-``graceful_timeout`` and records the rest ``interrupted``. Whatever a hard kill
-still leaves behind, the lease reaper reconciles.
+Gunicorn drops greenlets the app spawned when a worker exits (see
+docs/architecture.md, "gevent rules"), so ``gunicorn.conf.py`` calls in here
+with the worker's app: on SIGTERM :meth:`Lifecycle.begin_shutdown` makes live
+streams end and engines stop claiming; in ``worker_exit`` :meth:`Lifecycle.drain`
+lets running executions finish within what is left of ``graceful_timeout`` and
+records the rest ``interrupted``. Whatever a hard kill still leaves behind,
+the lease reaper reconciles.
+
+:data:`shutting_down` is process-wide on purpose: it tells every stream of the
+process that the process is going away.
 """
 
 from __future__ import annotations
@@ -15,31 +19,46 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from app.execution.engine import Engine
 
 shutting_down = threading.Event()
-_engines: list[Engine] = []
-_shutdown_started: list[float] = []
 
 
-def register(engine: Engine) -> None:
-    _engines.append(engine)
+class Lifecycle:
+    """The engines one app started, and when their shutdown began."""
 
+    def __init__(self) -> None:
+        self._engines: list[Engine] = []
+        self._shutdown_started: float | None = None
 
-def begin_shutdown() -> None:
-    """Streams return, engines stop claiming new work (running work continues)."""
-    if not shutting_down.is_set():
-        _shutdown_started.append(time.monotonic())
+    def register(self, engine: Engine) -> None:
+        self._engines.append(engine)
+
+    def begin_shutdown(self) -> None:
+        """Streams return, engines stop claiming new work (running work continues)."""
+        if self._shutdown_started is None:
+            self._shutdown_started = time.monotonic()
         shutting_down.set()
-    for engine in _engines:
-        engine.stop_claiming()
+        for engine in self._engines:
+            engine.stop_claiming()
+
+    def drain(self, graceful_timeout: float, margin: float = 3.0) -> None:
+        """Wait for running executions within the time left, then interrupt the rest."""
+        self.begin_shutdown()
+        assert self._shutdown_started is not None
+        elapsed = time.monotonic() - self._shutdown_started
+        budget = max(0.0, graceful_timeout - elapsed - margin)
+        for engine in list(self._engines):
+            engine.shutdown(budget)
+        self._engines.clear()
 
 
-def drain(graceful_timeout: float, margin: float = 3.0) -> None:
-    """Wait for running executions within the time left, then interrupt the rest."""
-    begin_shutdown()
-    elapsed = time.monotonic() - _shutdown_started[0]
-    budget = max(0.0, graceful_timeout - elapsed - margin)
-    for engine in list(_engines):
-        engine.shutdown(budget)
-    _engines.clear()
+def of(app: Flask | None) -> Lifecycle | None:
+    """The lifecycle of a Gunicorn worker's app (None before the app was loaded)."""
+    if app is None or not hasattr(app, "extensions"):
+        return None
+    from app.wiring import components
+
+    return components(app).lifecycle

@@ -1,57 +1,101 @@
-"""The per-app service objects, built once in ``create_app`` and found through the app."""
+"""The per-app components, built in one step by ``create_app`` and kept on the app.
+
+Everything with state - the store, the notifier that wakes live streams, the
+circuit breakers, the trigger registry, the engine and the execution service -
+lives on one :class:`Components` object in ``app.extensions``, so two apps in one
+process (tests, or a store-specific notifier backend later) never share state.
+Request handlers reach it through :func:`components`; code outside a request is
+handed what it needs.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from app import lifecycle
 from app.config import Settings
 from app.execution import leases
+from app.execution.control import ExecutionControl
 from app.execution.engine import Engine
 from app.ingest.dispatch import ExecutionService
-from app.outbound import breakers
+from app.lifecycle import Lifecycle
+from app.live.notifier import Notifier
+from app.live.streams import LiveStreams
+from app.outbound.breakers import BreakerRegistry
 from app.store import Database, breaker_states
 from app.triggers.registry import TriggerRegistry
 
-_REGISTRY = "hookrunner.triggers"
-_EXECUTIONS = "hookrunner.executions"
-_ENGINE = "hookrunner.engine"
+_EXTENSION = "hookrunner.components"
 
 
-def init_app(app: Flask, db: Database, settings: Settings) -> None:
-    """Build the registry, the engine (when enabled) and the execution service."""
-    registry = TriggerRegistry(db)
-    breakers.registry.configure(settings)
+@dataclass(frozen=True)
+class Components:
+    settings: Settings
+    store: Database
+    notifier: Notifier
+    breakers: BreakerRegistry
+    triggers: TriggerRegistry
+    engine: Engine | None
+    executions: ExecutionService
+    streams: LiveStreams
+    control: ExecutionControl
+    lifecycle: Lifecycle
+
+
+def init_app(app: Flask, store: Database, settings: Settings) -> Components:
+    """Build every component, start the engine when enabled, and keep them on ``app``."""
+    notifier = Notifier()
+    breakers = BreakerRegistry()
+    breakers.configure(settings)
     owner = f"{leases.HOSTNAME}:{os.getpid()}"
-    breakers.registry.state_hooks.append(
-        lambda destination, state: breaker_states.record(db, destination, state, owner)
+    breakers.state_hooks.append(
+        lambda destination, state: breaker_states.record(store, destination, state, owner)
     )
-    engine = Engine(db, settings, registry) if settings.engine_enabled else None
-    app.extensions[_REGISTRY] = registry
-    app.extensions[_ENGINE] = engine
-    app.extensions[_EXECUTIONS] = ExecutionService(db, settings, engine)
+    triggers = TriggerRegistry(store)
+    engine = (
+        Engine(store, settings, triggers, notifier, breakers) if settings.engine_enabled else None
+    )
+    lifecycle = Lifecycle()
+    executions = ExecutionService(store, settings, notifier, engine)
+    built = Components(
+        settings=settings,
+        store=store,
+        notifier=notifier,
+        breakers=breakers,
+        triggers=triggers,
+        engine=engine,
+        executions=executions,
+        streams=LiveStreams(store, notifier),
+        control=ExecutionControl(store, notifier, triggers, executions),
+        lifecycle=lifecycle,
+    )
+    app.extensions[_EXTENSION] = built
     if engine is not None:
         lifecycle.register(engine)
         engine.start()
+    return built
+
+
+def components(app: Flask | None = None) -> Components:
+    """The components of ``app`` (default: the app of the current context)."""
+    target = app if app is not None else current_app
+    built: Components = target.extensions[_EXTENSION]
+    return built
 
 
 def trigger_registry() -> TriggerRegistry:
-    registry: TriggerRegistry = current_app.extensions[_REGISTRY]
-    return registry
+    return components().triggers
 
 
 def execution_service() -> ExecutionService:
-    service: ExecutionService = current_app.extensions[_EXECUTIONS]
-    return service
+    return components().executions
 
 
 def engine_of(app: Flask) -> Engine | None:
-    engine: Engine | None = app.extensions[_ENGINE]
-    return engine
+    return components(app).engine
 
 
 def registry_of(app: Flask) -> TriggerRegistry:
-    registry: TriggerRegistry = app.extensions[_REGISTRY]
-    return registry
+    return components(app).triggers

@@ -10,7 +10,7 @@ from flask import Flask
 from app.clock import utc_now_iso
 from app.execution import leases
 from app.store import Database, get_db
-from app.wiring import engine_of, trigger_registry
+from app.wiring import components, engine_of
 from tests.conftest import ENGINE_AUTH, wait_for
 
 SLEEPER = {"type": "command", "argv": ["/bin/sh", "-c", "echo started; sleep 300"]}
@@ -56,8 +56,9 @@ def _force_running(db: Database, trigger: str, owner: str, heartbeat_at: str) ->
 
 def _reap(app: Flask) -> int:
     with app.app_context():
+        built = components(app)
         return leases.reap(
-            get_db(), trigger_registry(), app.config["SETTINGS"], "reaper-under-test"
+            get_db(), built.triggers, built.settings, built.notifier, "reaper-under-test"
         )
 
 

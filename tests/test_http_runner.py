@@ -21,7 +21,7 @@ from app.config import Settings, load_settings
 from app.execution.runners.base import RunContext, RunResult
 from app.execution.runners.http import run_http, signing_key
 from app.outbound import client as outbound
-from app.outbound.breakers import destination_of, registry
+from app.outbound.breakers import BreakerRegistry, destination_of
 from app.triggers.schema import HttpAction
 from app.triggers.templates import template_context
 
@@ -118,6 +118,9 @@ def _fresh_breakers() -> Iterator[None]:
     outbound.clear_pools()
 
 
+registry = BreakerRegistry()  # this module's breakers, as one app's
+
+
 class ListSink:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
@@ -154,7 +157,8 @@ def context(**changes: Any) -> RunContext:
         "settings": settings(),
     }
     values.update(changes)
-    return RunContext(**values)
+    registry.configure(values["settings"])  # the app configures its registry once
+    return RunContext(**values, breakers=registry)
 
 
 def action(url: str, **fields: Any) -> HttpAction:

@@ -11,8 +11,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.execution.output import FLUSH_INTERVAL_SECONDS, OutputBuffer, _FlushBudget
-from app.live.notifier import Notifier, notifier
-from app.live.streams import execution_stream
+from app.live.notifier import Notifier
+from app.live.streams import LiveStreams
 from app.store import Database, execution_logs
 from app.store import execution_queue as queue
 from tests.conftest import github_headers, wait_for
@@ -115,7 +115,7 @@ def test_lines_stay_pending_when_a_write_fails(
         real_append(*args, **kwargs)
 
     monkeypatch.setattr(output_module.execution_logs, "append", append_failing_once)
-    output = OutputBuffer(db, execution_id, max_bytes=100_000)
+    output = OutputBuffer(db, Notifier(), execution_id, max_bytes=100_000)
     try:
         output.line("stdout", "kept through a failed write")
         output.line("stdout", "and the next line")
@@ -128,7 +128,7 @@ def test_sparse_lines_are_stored_at_once_and_a_burst_follows_in_order(
     client: FlaskClient, make_trigger: Any, db: Database
 ) -> None:
     execution_id = _queued_execution(client, make_trigger)
-    output = OutputBuffer(db, execution_id, max_bytes=100_000)
+    output = OutputBuffer(db, Notifier(), execution_id, max_bytes=100_000)
     try:
         output.line("stdout", "first")
         assert _stored(db, execution_id) == ["first"]  # written before line() returned
@@ -152,7 +152,9 @@ def test_followers_at_one_position_share_one_encoded_read(
     execution_id = _queued_execution(client, make_trigger)
     rows = [(seq, "2026-12-01T00:00:00.000Z", "stdout", f"line {seq}") for seq in (1, 2, 3)]
     execution_logs.append(db, execution_id, rows, output_bytes=21)
-    streams = [closing(execution_stream(db, execution_id, 0)) for _ in range(3)]
+    notifier = Notifier()
+    live = LiveStreams(db, notifier)
+    streams = [closing(live.execution(execution_id, 0)) for _ in range(3)]
     with streams[0] as a, streams[1] as b, streams[2] as c:
         firsts = [(next(s), next(s), next(s)) for s in (a, b, c)]
         for retry, status, lines in firsts:

@@ -8,12 +8,13 @@ from flask import Flask
 from app.clock import utc_now_iso
 from app.jobs.scheduler import Job, JobContext, run_elected
 from app.store import Database
-from app.wiring import registry_of
+from app.wiring import components
 
 
 @pytest.fixture
 def ctx(app: Flask, db: Database) -> JobContext:
-    return JobContext(db, app.config["SETTINGS"], registry_of(app))
+    built = components(app)
+    return JobContext(db, built.settings, built.triggers, built.notifier)
 
 
 def test_only_one_owner_runs_a_job_per_interval(ctx: JobContext) -> None:

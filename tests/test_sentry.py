@@ -16,6 +16,8 @@ import sentry_sdk
 from flask import Flask
 
 from app.context import execution_id_var, request_id_var, trigger_var
+from app.execution.control import ExecutionControl
+from app.live.streams import LiveStreams
 from app.sentry.events import (
     add_event_context,
     before_send,
@@ -236,15 +238,13 @@ def test_breadcrumbs_and_tags_stay_with_their_request(make_app: Any) -> None:
 def test_what_a_stream_does_stays_with_its_stream(
     make_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.routes.admin import executions as route
-
     def chatty_stream(*_args: Any) -> Any:
         sentry_sdk.set_tag("stream_only", "yes")
         log.warning("a warning while streaming")
         yield "event: end\ndata: {}\n\n"
 
-    monkeypatch.setattr(route, "execution_stream", chatty_stream)
-    monkeypatch.setattr(route.queue, "status_of", lambda _db, _id: "succeeded")
+    monkeypatch.setattr(LiveStreams, "execution", chatty_stream)
+    monkeypatch.setattr(ExecutionControl, "require", lambda _self, _id: "succeeded")
     with live_sentry() as collector:
         app = make_app(admin_token=TOKEN)
 
@@ -264,14 +264,12 @@ def test_what_a_stream_does_stays_with_its_stream(
 def test_failing_event_stream_ends_with_an_error_event(
     make_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.routes.admin import executions as route
-
     def broken_stream(*_args: Any) -> Any:
         yield "event: status\ndata: {}\n\n"
         raise OSError("store went away")
 
-    monkeypatch.setattr(route, "execution_stream", broken_stream)
-    monkeypatch.setattr(route.queue, "status_of", lambda _db, _id: "running")
+    monkeypatch.setattr(LiveStreams, "execution", broken_stream)
+    monkeypatch.setattr(ExecutionControl, "require", lambda _self, _id: "running")
     with live_sentry() as collector:
         app = make_app(admin_token=TOKEN)
         response = app.test_client().get(

@@ -29,7 +29,8 @@ from app.context import execution_id_var, request_id_var, trigger_var
 from app.errors import TriggerNotFound
 from app.execution import leases
 from app.execution.run import ExecutionRun
-from app.live.notifier import ALL, notifier
+from app.live.notifier import ALL, Notifier
+from app.outbound.breakers import BreakerRegistry
 from app.store import Database, executions
 from app.store import execution_queue as queue
 from app.triggers.registry import CompiledTrigger, TriggerRegistry
@@ -37,7 +38,6 @@ from app.triggers.registry import CompiledTrigger, TriggerRegistry
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
-_STDERR_TAIL_LINES = 5
 
 
 def spawn(target: Callable[[], None]) -> threading.Thread:
@@ -55,10 +55,19 @@ class _Running:
 
 
 class Engine:
-    def __init__(self, db: Database, settings: Settings, registry: TriggerRegistry) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        registry: TriggerRegistry,
+        notifier: Notifier,
+        breakers: BreakerRegistry,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.registry = registry
+        self.notifier = notifier
+        self.breakers = breakers
         self.owner = leases.new_owner()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -71,7 +80,7 @@ class Engine:
 
     def start(self) -> None:
         """Reconcile leases left by dead processes, then start dispatching."""
-        leases.reap(self.db, self.registry, self.settings, self.owner)
+        leases.reap(self.db, self.registry, self.settings, self.notifier, self.owner)
         self._loops = [spawn(self._dispatch_loop), spawn(self._heartbeat_loop)]
 
     def wake(self) -> None:
@@ -179,8 +188,8 @@ class Engine:
                     error=f"trigger {trigger_name!r} no longer exists",
                     report={},
                 )
-            notifier.notify(execution_id)
-            notifier.notify(ALL)
+            self.notifier.notify(execution_id)
+            self.notifier.notify(ALL)
 
     # --- cancellation ---------------------------------------------------------------
 
@@ -212,7 +221,7 @@ class Engine:
                 scope.set_tag("execution_id", execution_id)
                 scope.set_tag("trigger", trigger.name)
                 scope.set_tag("request_id", row["request_id"])
-                ExecutionRun(self.db, self.settings, self.owner).run(
+                ExecutionRun(self.db, self.settings, self.owner, self.notifier, self.breakers).run(
                     row, trigger, holder.cancelled, lambda: holder.interrupted
                 )
         except Exception:

@@ -26,7 +26,7 @@ from app.clock import parse_iso, utc_now, utc_now_iso
 from app.config import Settings
 from app.errors import TriggerNotFound
 from app.execution.retry import schedule_retry
-from app.live.notifier import ALL, notifier
+from app.live.notifier import ALL, Notifier
 from app.store import Database
 from app.store import execution_queue as queue
 from app.triggers.registry import TriggerRegistry
@@ -73,7 +73,13 @@ def _expired(row: dict[str, Any], lease_seconds: int) -> bool:
     return age > lease_seconds
 
 
-def reap(db: Database, registry: TriggerRegistry, settings: Settings, self_owner: str) -> int:
+def reap(
+    db: Database,
+    registry: TriggerRegistry,
+    settings: Settings,
+    notifier: Notifier,
+    self_owner: str,
+) -> int:
     """Interrupt running executions whose owner is gone; returns how many."""
     reaped = 0
     for row in queue.running_leases(db):

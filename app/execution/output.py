@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from app.clock import utc_now_iso
-from app.live.notifier import notifier
+from app.live.notifier import Notifier
 from app.store import Database, execution_logs
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,9 @@ class _FlushBudget:
 
 
 class OutputBuffer:
-    def __init__(self, db: Database, execution_id: str, max_bytes: int) -> None:
+    def __init__(self, db: Database, notifier: Notifier, execution_id: str, max_bytes: int) -> None:
         self._db = db
+        self._notifier = notifier
         self._execution_id = execution_id
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -128,7 +129,7 @@ class OutputBuffer:
                 raise
             with self._lock:
                 self._budget.spend()
-            notifier.notify(self._execution_id)
+            self._notifier.notify(self._execution_id)
 
     def _flush_periodically(self) -> None:
         failures = 0

@@ -24,7 +24,8 @@ from app.execution.retry import schedule_retry
 from app.execution.runners.base import RunContext, RunResult
 from app.execution.runners.command import run_command
 from app.ingest.inbound import parse_body
-from app.live.notifier import ALL, notifier
+from app.live.notifier import ALL, Notifier
+from app.outbound.breakers import BreakerRegistry
 from app.store import Database, execution_logs, executions
 from app.store import deliveries as deliveries_sql
 from app.store import execution_queue as queue
@@ -39,10 +40,19 @@ _HTTP_OUTPUT_CAP = 16 * 1024 * 1024
 
 
 class ExecutionRun:
-    def __init__(self, db: Database, settings: Settings, owner: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        owner: str,
+        notifier: Notifier,
+        breakers: BreakerRegistry,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.owner = owner
+        self.notifier = notifier
+        self.breakers = breakers
 
     def run(
         self,
@@ -56,12 +66,12 @@ class ExecutionRun:
         max_bytes = (
             action.max_output_bytes if isinstance(action, CommandAction) else _HTTP_OUTPUT_CAP
         )
-        output = OutputBuffer(self.db, row["id"], max_bytes)
+        output = OutputBuffer(self.db, self.notifier, row["id"], max_bytes)
         delivery = self._delivery(row)
         _ingest_breadcrumbs(delivery["report"] if delivery else {}, row)
         ctx = self._context(row, trigger, delivery, output, cancelled)
-        notifier.notify(row["id"])
-        notifier.notify(ALL)
+        self.notifier.notify(row["id"])
+        self.notifier.notify(ALL)
         log.info("execution started", extra={"attempt": row["attempt"]})
         _breadcrumb("started", {"attempt": row["attempt"]})
         try:
@@ -126,6 +136,7 @@ class ExecutionRun:
             secrets=trigger_secrets(trigger.document),
             output=output,
             settings=self.settings,
+            breakers=self.breakers,
             cancelled=cancelled,
         )
 
@@ -169,8 +180,8 @@ class ExecutionRun:
                 if finished
                 else None
             )
-        notifier.notify(row["id"])
-        notifier.notify(ALL)
+        self.notifier.notify(row["id"])
+        self.notifier.notify(ALL)
         self._log_outcome(row["id"], result, report, retry_id, finished, secrets)
 
     def _log_outcome(

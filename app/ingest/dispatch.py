@@ -25,7 +25,8 @@ from app.config import Settings
 from app.errors import TriggerBusy
 from app.ingest import dedup
 from app.ingest.inbound import InboundRequest, ParsedBody, canonical_json, parse_body
-from app.live.notifier import ALL, notifier
+from app.live.notifier import ALL, Notifier
+from app.live.streams import stream_url
 from app.redaction import redact_headers
 from app.store import Database, dedup_keys
 from app.store import deliveries as deliveries_sql
@@ -67,6 +68,16 @@ class DispatchResult:
     delivery_id: str
     execution_id: str | None
     reason: str | None = None
+
+    def payload(self, request_id: str | None) -> dict[str, Any]:
+        """The JSON answer for this outcome (webhooks, replay): one shape everywhere."""
+        answer: dict[str, Any] = {"status": self.status, "delivery_id": self.delivery_id}
+        if self.status == "ignored":
+            return answer | {"reason": self.reason, "request_id": request_id}
+        answer |= {"execution_id": self.execution_id, "request_id": request_id}
+        if self.status == "accepted":
+            answer["stream_url"] = stream_url(str(self.execution_id))
+        return answer
 
 
 def _filter(
@@ -113,9 +124,12 @@ def _stage(request_started: float | None) -> float | None:
 
 
 class ExecutionService:
-    def __init__(self, db: Database, settings: Settings, engine: Engine | None = None) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, notifier: Notifier, engine: Engine | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.notifier = notifier
         self.engine = engine
         self.committer = GroupCommitter(db)
 
@@ -205,9 +219,9 @@ class ExecutionService:
         self._after_commit(recorded.superseded)
         return DispatchResult("accepted", delivery_id, execution_id)
 
-    def rerun(self, execution_id: str, request_id: str | None) -> str:
+    def rerun(self, original: dict[str, Any], request_id: str | None) -> str:
         """Queue a new execution of the same delivery (``rerun_of`` recorded)."""
-        original = executions_sql.get(self.db, execution_id)
+        execution_id = original["id"]
         new_id = uuid.uuid4().hex
         with self.db.write() as conn:
             executions_sql.insert_queued(
@@ -224,7 +238,7 @@ class ExecutionService:
         return new_id
 
     def _after_commit(self, superseded: list[str]) -> None:
-        notifier.notify(ALL)
+        self.notifier.notify(ALL)
         if self.engine is not None:
             for running_id in superseded:
                 self.engine.cancel_local(running_id)

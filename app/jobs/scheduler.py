@@ -26,6 +26,7 @@ from flask import Flask
 from app.config import Settings
 from app.execution import leases
 from app.jobs import metrics, retention
+from app.live.notifier import Notifier
 from app.store import Database, dedup_keys
 from app.store.scheduler_leases import try_claim
 from app.triggers.registry import TriggerRegistry
@@ -43,6 +44,7 @@ class JobContext:
     db: Database
     settings: Settings
     registry: TriggerRegistry
+    notifier: Notifier
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class Job:
 
 
 def _reap_leases(ctx: JobContext) -> int:
-    return leases.reap(ctx.db, ctx.registry, ctx.settings, self_owner="scheduler")
+    return leases.reap(ctx.db, ctx.registry, ctx.settings, ctx.notifier, self_owner="scheduler")
 
 
 JOBS: tuple[Job, ...] = (

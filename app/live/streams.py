@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.lifecycle import shutting_down
-from app.live.notifier import ALL, notifier
+from app.live.notifier import ALL, Notifier
 from app.store import Database, execution_logs
 from app.store import execution_queue as queue
 from app.store.executions import FINAL_STATUSES
@@ -63,11 +63,12 @@ class _SharedReads:
     executions running in other processes still see new rows when they poll).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, notifier: Notifier) -> None:
+        self._notifier = notifier
         self._entries: dict[tuple[str, int], tuple[int, float, _Read]] = {}
 
     def read(self, db: Database, execution_id: str, after_seq: int) -> _Read:
-        version, now = notifier.version(execution_id), time.monotonic()
+        version, now = self._notifier.version(execution_id), time.monotonic()
         key = (execution_id, after_seq)
         hit = self._entries.get(key)
         if hit is not None and hit[0] == version and now - hit[1] < _SHARE_SECONDS:
@@ -86,7 +87,9 @@ class _SharedReads:
         return found
 
 
-_shared = _SharedReads()
+def stream_url(execution_id: str) -> str:
+    """Where an execution's live output is followed (``GET``, SSE)."""
+    return f"/admin/executions/{execution_id}/stream"
 
 
 def sse(event: str, data: dict[str, Any], event_id: str | int | None = None) -> str:
@@ -94,7 +97,26 @@ def sse(event: str, data: dict[str, Any], event_id: str | int | None = None) -> 
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def execution_stream(db: Database, execution_id: str, after_seq: int) -> Iterator[str]:
+class LiveStreams:
+    """The SSE streams of one app: its store, its notifier, and reads they share."""
+
+    def __init__(self, db: Database, notifier: Notifier) -> None:
+        self.db = db
+        self.notifier = notifier
+        self._shared = _SharedReads(notifier)
+
+    def execution(self, execution_id: str, after_seq: int) -> Iterator[str]:
+        """See :func:`execution_stream`."""
+        return execution_stream(self.db, self.notifier, self._shared, execution_id, after_seq)
+
+    def status_feed(self, last_event_id: str | None) -> Iterator[str]:
+        """See :func:`status_feed`."""
+        return status_feed(self.db, self.notifier, last_event_id)
+
+
+def execution_stream(
+    db: Database, notifier: Notifier, shared: _SharedReads, execution_id: str, after_seq: int
+) -> Iterator[str]:
     """Replay stored lines after ``after_seq``, then follow until the execution ends."""
     subscription = notifier.subscribe(execution_id)
     try:
@@ -103,7 +125,7 @@ def execution_stream(db: Database, execution_id: str, after_seq: int) -> Iterato
         last_sent = time.monotonic()
         while True:
             subscription.clear()
-            found = _shared.read(db, execution_id, after_seq)
+            found = shared.read(db, execution_id, after_seq)
             row = found.status
             if row is None:
                 return
@@ -137,7 +159,7 @@ def _position(event_id: str | None) -> tuple[str, str] | None:
     return changed_at, execution_id
 
 
-def status_feed(db: Database, last_event_id: str | None) -> Iterator[str]:
+def status_feed(db: Database, notifier: Notifier, last_event_id: str | None) -> Iterator[str]:
     """Every execution's status changes from now (or after ``last_event_id``)."""
     # Where "now" is, fixed before the first byte goes out.
     position = _position(last_event_id) or queue.latest_status_change(db)

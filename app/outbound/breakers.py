@@ -1,6 +1,6 @@
 """One circuit breaker per outbound destination (``scheme://host:port``).
 
-* pybreaker breakers, created lazily in the process-wide :data:`registry` with
+* pybreaker breakers, created lazily in the app's :class:`BreakerRegistry` with
   ``BREAKER_FAIL_MAX`` / ``BREAKER_RESET_SECONDS``; state is per process.
 * The caller says what counts as a failure (``guard(..., failures=)``): the HTTP
   runner counts connection errors, timeouts, 5xx and 429. A return is a
@@ -155,7 +155,7 @@ def _post_alert(url: str, event: dict[str, str | None]) -> None:
 
 
 class BreakerRegistry:
-    """Process-wide breakers by destination; settings come from :meth:`configure`."""
+    """One app's breakers by destination; settings come from :meth:`configure`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -226,6 +226,3 @@ class BreakerRegistry:
             self.reset_seconds = Settings.breaker_reset_seconds
             self.alert_webhook_url = None
             self.state_hooks.clear()
-
-
-registry = BreakerRegistry()

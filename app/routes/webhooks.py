@@ -1,4 +1,4 @@
-"""``POST /webhooks/<trigger>``: the ingest path (DESIGN "The request path").
+"""``POST /webhooks/<trigger>``: the ingest path (docs/architecture.md, "The request path").
 
 Order matters and is the contract: size limit, trigger lookup, authentication
 over the raw bytes, then :meth:`ExecutionService.dispatch_webhook_event`
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
@@ -54,13 +53,5 @@ def receive(name: str) -> tuple[Response, int]:
         verification=verification,
     )
     result = execution_service().dispatch_webhook_event(trigger, inbound, request_started=started)
-    payload: dict[str, Any] = {"status": result.status, "delivery_id": result.delivery_id}
-    if result.status == "ignored":
-        payload["reason"] = result.reason
-        return jsonify(payload | {"request_id": inbound.request_id}), 202
-    payload["execution_id"] = result.execution_id
-    payload["request_id"] = inbound.request_id
-    if result.status == "duplicate":
-        return jsonify(payload), 200
-    payload["stream_url"] = f"/admin/executions/{result.execution_id}/stream"
-    return jsonify(payload), 202
+    status = 200 if result.status == "duplicate" else 202  # 200 stops the sender's retries
+    return jsonify(result.payload(inbound.request_id)), status

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.config import Settings
+
+if TYPE_CHECKING:
+    from app.outbound.breakers import BreakerRegistry
 
 
 class OutputSink(Protocol):
@@ -38,6 +41,7 @@ class RunContext:
     secrets: list[str]  # values to mask in anything shown to people
     output: OutputSink
     settings: Settings
+    breakers: BreakerRegistry
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 

@@ -37,7 +37,7 @@ from urllib3.util import Url, make_headers, parse_url
 
 from app.execution.runners.base import RunContext, RunResult
 from app.outbound import client as outbound
-from app.outbound.breakers import destination_of, registry
+from app.outbound.breakers import destination_of
 from app.redaction import REDACTED
 from app.triggers.schema import HttpAction
 from app.triggers.templates import TemplateRenderError, mask_secrets, render_http
@@ -147,8 +147,7 @@ def run_http(action: HttpAction, ctx: RunContext) -> RunResult:
     if ctx.cancelled.is_set():
         return RunResult("cancelled", details=details, retryable=False)
 
-    registry.configure(ctx.settings)
-    breaker = registry.get(destination_of(rendered["url"]))
+    breaker = ctx.breakers.get(destination_of(rendered["url"]))
     allow_private = ctx.settings.allow_private_targets
 
     def send() -> outbound.OutboundResponse:

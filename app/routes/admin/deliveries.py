@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any, Literal
 
 from flask import g
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from app.clock import utc_now_iso
-from app.errors import TriggerDisabled
-from app.ingest.inbound import InboundRequest
+from app.ingest.replay import replay
 from app.routes.admin import ADMIN_SECURITY
 from app.routes.admin.pagination import TimeRangeQuery, paginate
 from app.store import deliveries as deliveries_sql
 from app.store import get_db
-from app.wiring import execution_service, trigger_registry
+from app.wiring import components
 
 bp = APIBlueprint(
     "admin_deliveries",
@@ -69,38 +66,6 @@ def get_delivery(path: DeliveryPath) -> dict[str, Any]:
 
 @bp.post("/<delivery_id>/replay", summary="Run a stored delivery again (dedup bypassed)")
 def replay_delivery(path: DeliveryPath) -> tuple[dict[str, Any], int]:
-    """A new delivery with ``replay_of`` set, from the stored, already verified request.
-
-    The trigger's current configuration applies (filter included); dedup is
-    bypassed because the operator asked for another run.
-    """
-    started = time.perf_counter()
-    original = deliveries_sql.get(get_db(), path.delivery_id)
-    trigger = trigger_registry().get(original["trigger"])
-    if not trigger.enabled:
-        raise TriggerDisabled()
-    inbound = InboundRequest(
-        method=original["method"],
-        headers=original["headers"],
-        query=original["query"],
-        body=original["body"],
-        content_type=original["content_type"],
-        request_id=g.get("request_id"),
-        received_at=utc_now_iso(),
-        replay_of=original["id"],
-    )
-    result = execution_service().dispatch_webhook_event(
-        trigger, inbound, request_started=started, bypass_dedup=True
-    )
-    payload: dict[str, Any] = {
-        "status": result.status,
-        "delivery_id": result.delivery_id,
-        "execution_id": result.execution_id,
-        "replay_of": original["id"],
-        "request_id": inbound.request_id,
-    }
-    if result.status == "ignored":
-        payload["reason"] = result.reason
-    else:
-        payload["stream_url"] = f"/admin/executions/{result.execution_id}/stream"
-    return payload, 202
+    """A new delivery with ``replay_of`` set (see :mod:`app.ingest.replay`)."""
+    built = components()
+    return replay(built.executions, built.triggers, path.delivery_id, g.get("request_id")), 202

@@ -12,16 +12,9 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from app.context import request_id_var
-from app.errors import NotFound
-from app.live.notifier import ALL, notifier
-from app.live.streams import execution_stream, status_feed
 from app.routes.admin import ADMIN_SECURITY
 from app.routes.admin.pagination import TimeRangeQuery, paginate
-from app.store import deliveries as deliveries_sql
-from app.store import execution_logs, get_db
-from app.store import execution_queue as queue
-from app.store import executions as executions_sql
-from app.wiring import execution_service
+from app.wiring import components
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +43,7 @@ class ExecutionPath(BaseModel):
 def list_executions(query: ExecutionQuery) -> dict[str, Any]:
     since, until = query.range()
     return paginate(
-        lambda after, limit: executions_sql.list_recent(
-            get_db(),
+        lambda after, limit: components().control.list(
             trigger=query.trigger,
             status=query.status,
             since=since,
@@ -67,11 +59,7 @@ def list_executions(query: ExecutionQuery) -> dict[str, Any]:
 @bp.get("/<execution_id>", summary="One execution with its processing report")
 def get_execution(path: ExecutionPath) -> dict[str, Any]:
     """The report joins the ingest stages (from the delivery) and the run's own."""
-    db = get_db()
-    execution = executions_sql.get(db, path.execution_id)
-    ingest = deliveries_sql.report(db, execution["delivery_id"]) if execution["delivery_id"] else {}
-    execution["report"] = {**ingest, **execution["report"]}
-    return execution
+    return components().control.get(path.execution_id)
 
 
 class LogQuery(BaseModel):
@@ -111,53 +99,32 @@ def _event_stream(events: Iterator[str]) -> Response:
 
 @bp.get("/<execution_id>/logs", summary="Output lines after a seq, in order")
 def get_logs(path: ExecutionPath, query: LogQuery) -> dict[str, Any]:
-    db = get_db()
-    status = queue.status_of(db, path.execution_id)
-    if status is None:
-        raise NotFound(f"no execution with id {path.execution_id!r}")
-    lines = execution_logs.after(db, path.execution_id, query.after, query.limit)
-    return {
-        "status": status,
-        "items": lines,
-        "last_seq": lines[-1]["seq"] if lines else query.after,
-    }
+    return components().control.logs(path.execution_id, query.after, query.limit)
 
 
 @bp.get("/<execution_id>/stream", summary="Live output over Server-Sent Events")
 def stream(path: ExecutionPath, query: StreamQuery) -> Response:
-    db = get_db()
-    if queue.status_of(db, path.execution_id) is None:
-        raise NotFound(f"no execution with id {path.execution_id!r}")
+    built = components()
+    built.control.require(path.execution_id)
     last_event_id = request.headers.get("Last-Event-ID", "")
     after = (
         query.after
         if query.after is not None
         else (int(last_event_id) if last_event_id.isdigit() else 0)
     )
-    return _event_stream(execution_stream(db, path.execution_id, after))
+    return _event_stream(built.streams.execution(path.execution_id, after))
 
 
 @bp.post(
     "/<execution_id>/cancel", summary="Cancel a queued or running execution", responses={202: None}
 )
 def cancel(path: ExecutionPath) -> tuple[dict[str, Any], int]:
-    previous = queue.request_cancel(get_db(), path.execution_id)
-    engine = execution_service().engine
-    if previous == "running" and engine is not None:
-        engine.cancel_local(path.execution_id)
-    notifier.notify(ALL)
-    state = "cancelled" if previous == "queued" else "cancelling"
-    return {"id": path.execution_id, "status": state}, 202
+    return components().control.cancel(path.execution_id), 202
 
 
 @bp.post("/<execution_id>/rerun", summary="Run the same delivery again", responses={202: None})
 def rerun(path: ExecutionPath) -> tuple[dict[str, Any], int]:
-    new_id = execution_service().rerun(path.execution_id, g.get("request_id"))
-    return {
-        "execution_id": new_id,
-        "rerun_of": path.execution_id,
-        "stream_url": f"/admin/executions/{new_id}/stream",
-    }, 202
+    return components().control.rerun(path.execution_id, g.get("request_id")), 202
 
 
 feed = APIBlueprint(
@@ -171,4 +138,4 @@ feed = APIBlueprint(
 
 @feed.get("", summary="Live feed of every execution's status changes (SSE)")
 def status_stream() -> Response:
-    return _event_stream(status_feed(get_db(), request.headers.get("Last-Event-ID")))
+    return _event_stream(components().streams.status_feed(request.headers.get("Last-Event-ID")))
