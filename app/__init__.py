@@ -52,12 +52,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    database = store.Database(
-        settings.sqlite_path,
-        synchronous=settings.sqlite_synchronous,
-        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-    )
-    database.start_checkpointer()
+    database = store.open_store(settings)
+    database.start_background()
     migrate(database)
     store.init_app(app, database)
     built = wiring.init_app(app, database, settings)

@@ -11,7 +11,7 @@ from dotenv import load_dotenv
 
 from app import auth
 from app.config import ConfigError, load_settings
-from app.store import Database
+from app.store import Database, open_store
 from app.store import admin_tokens as tokens_sql
 from app.store.migrations import MigrationError, migrate
 
@@ -23,11 +23,7 @@ def _database() -> Database:
         settings = load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    return Database(
-        settings.sqlite_path,
-        synchronous=settings.sqlite_synchronous,
-        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-    )
+    return open_store(settings)
 
 
 @click.group()

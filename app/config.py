@@ -47,16 +47,27 @@ class Settings:
     engine_enabled: bool = True
     dedup_window_seconds: int = 7 * 24 * 3600
     dedup_payload_window_seconds: int = 10
+    database_pool_size: int = 10  # PostgreSQL connections per process
+    database_connect_timeout_seconds: int = 5
+
+    @property
+    def database_dialect(self) -> str:
+        """``sqlite`` or ``postgresql``, from ``database_url``; raises ConfigError otherwise."""
+        if self.database_url.startswith("sqlite:///"):
+            return "sqlite"
+        if self.database_url.startswith(("postgresql://", "postgres://")):
+            return "postgresql"
+        raise ConfigError(
+            "DATABASE_URL must be sqlite:///<path> or postgresql://user@host:port/dbname,"
+            f" got {self.database_url.partition(':')[0]!r}..."
+        )
 
     @property
     def sqlite_path(self) -> str:
         """Filesystem path of the SQLite database named by ``database_url``."""
-        prefix = "sqlite:///"
-        if not self.database_url.startswith(prefix):
-            raise ConfigError(
-                f"DATABASE_URL: only sqlite:///<path> is supported, got {self.database_url!r}"
-            )
-        return self.database_url[len(prefix) :]
+        if self.database_dialect != "sqlite":
+            raise ConfigError("DATABASE_URL names a PostgreSQL database, not a SQLite file")
+        return self.database_url[len("sqlite:///") :]
 
 
 def _env_str(env: Mapping[str, str], name: str, default: str | None) -> str | None:
@@ -158,11 +169,15 @@ def load_settings(
         dedup_payload_window_seconds=_env_int(
             env, "DEDUP_PAYLOAD_WINDOW_SECONDS", d.dedup_payload_window_seconds, 1
         ),
+        database_pool_size=_env_int(env, "DATABASE_POOL_SIZE", d.database_pool_size, 1),
+        database_connect_timeout_seconds=_env_int(
+            env, "DATABASE_CONNECT_TIMEOUT_SECONDS", d.database_connect_timeout_seconds, 1
+        ),
     )
     if overrides:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
         settings = dataclasses.replace(settings, **overrides)
-    settings.sqlite_path  # noqa: B018 - validates DATABASE_URL at start-up
+    settings.database_dialect  # noqa: B018 - validates DATABASE_URL at start-up
     return settings

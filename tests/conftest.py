@@ -1,7 +1,19 @@
-"""Shared fixtures: every test app runs on its own SQLite file in a temp dir."""
+"""Shared fixtures: every test app runs on a fresh store, once on SQLite and once on PostgreSQL.
+
+The ``database_url`` fixture is parametrized over the stores named in
+``HOOKRUNNER_TEST_STORES`` (default ``sqlite,postgresql``): a SQLite file in a
+temp dir, or a PostgreSQL database cloned from a migrated template (fast) and
+dropped afterwards. Without a reachable PostgreSQL server
+(``HOOKRUNNER_TEST_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``)
+the PostgreSQL cases are skipped with the reason, unless
+``HOOKRUNNER_REQUIRE_POSTGRES=1`` (CI) makes that a failure. Tests of a
+SQLite-only mechanism are marked ``sqlite_only``.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,9 +48,78 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+PG_ADMIN_URL = os.environ.get(
+    "HOOKRUNNER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+STORES = [
+    s.strip() for s in os.environ.get("HOOKRUNNER_TEST_STORES", "sqlite,postgresql").split(",")
+]
+
+
+def _pg_url(name: str) -> str:
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+class PostgresServer:
+    """The test server: a migrated template database, cloned per test."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        self.template = f"hr_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self._admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+        self._admin.execute(f'CREATE DATABASE "{self.template}"')
+        from app.store.migrations import migrate
+        from app.store.postgres.database import PostgresDatabase
+
+        template = PostgresDatabase(_pg_url(self.template), pool_size=1)
+        try:
+            migrate(template)
+        finally:
+            template.close()
+
+    def create(self) -> str:
+        name = f"hr_test_{uuid.uuid4().hex[:12]}"
+        self._admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        return name
+
+    def drop(self, name: str) -> None:
+        self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        self.drop(self.template)
+        self._admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        server = PostgresServer()
+    except Exception as exc:
+        if os.environ.get("HOOKRUNNER_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required (HOOKRUNNER_REQUIRE_POSTGRES=1): {exc}")
+        pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL} ({type(exc).__name__}: {exc})")
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql" and request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("exercises a SQLite-only mechanism")
+    return str(request.param)
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'hookrunner.db'}"
+def database_url(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    if store_kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hookrunner.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.create()
+    yield _pg_url(name)
+    server.drop(name)
 
 
 @pytest.fixture

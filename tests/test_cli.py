@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from app.auth import digest
 from app.cli import main
-from app.store import Database
+from app.store import SQLiteDatabase
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_create_token_prints_it_once_and_stores_a_digest(runner: CliRunner, tmp_
     assert result.exit_code == 0, result.output
     token = result.output.strip()
     assert len(token) >= 43  # 32 random bytes, URL-safe base64
-    with Database(str(tmp_path / "cli.db")).read() as conn:
+    with SQLiteDatabase(str(tmp_path / "cli.db")).read() as conn:
         row = conn.execute("SELECT name, token_sha256 FROM admin_tokens").fetchone()
     assert row["name"] == "deploy-bot"
     assert row["token_sha256"] == digest(token)

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 
 from app.errors import ServiceUnavailable
-from app.store import Database
+from app.store import Database, SQLiteDatabase
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Database:
-    db = Database(str(tmp_path / "s.db"), synchronous="FULL", busy_timeout_ms=1234)
+    db = SQLiteDatabase(str(tmp_path / "s.db"), synchronous="FULL", busy_timeout_ms=1234)
     with db.write() as conn:
         conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
     return db
@@ -59,7 +59,10 @@ def test_concurrent_writers_are_serialised(store: Database) -> None:
 
 def test_unreachable_store_is_service_unavailable(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
-    with pytest.raises(ServiceUnavailable) as excinfo, Database(str(tmp_path / "dir.db")).read():
+    with (
+        pytest.raises(ServiceUnavailable) as excinfo,
+        SQLiteDatabase(str(tmp_path / "dir.db")).read(),
+    ):
         pass
     assert excinfo.value.status == 503
     assert excinfo.value.headers["Retry-After"]

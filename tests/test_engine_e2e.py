@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from app.store import Database
+from app.store import SQLiteDatabase
 from tests.conftest import wait_for
 from tests.server import Server, gunicorn_server
 
@@ -119,7 +119,7 @@ def test_sigterm_lets_running_work_finish_or_records_it_interrupted(tmp_path: Pa
         )
         server.process.send_signal(signal.SIGTERM)
         server.process.wait(timeout=30)
-    db = Database(str(tmp_path / "server.db"))
+    db = SQLiteDatabase(str(tmp_path / "server.db"))
     with db.read() as conn:
         statuses = dict(conn.execute("SELECT id, status FROM executions").fetchall())
     assert statuses == {short_id: "succeeded", long_id: "interrupted"}

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from app.store import Database
+from app.store import Database, SQLiteDatabase
 from app.store.sqlite.group_commit import GroupCommitter
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Database:
-    db = Database(str(tmp_path / "g.db"))
+    db = SQLiteDatabase(str(tmp_path / "g.db"))
     with db.write() as conn:
         conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
     return db
@@ -60,7 +60,7 @@ def test_a_failing_job_rolls_back_only_its_own_writes(store: Database) -> None:
 
 
 def test_store_failure_reaches_every_caller(tmp_path: Path) -> None:
-    db = Database(str(tmp_path / "locked.db"), busy_timeout_ms=50)
+    db = SQLiteDatabase(str(tmp_path / "locked.db"), busy_timeout_ms=50)
     with db.write() as conn:
         conn.execute("CREATE TABLE t (n INTEGER)")
     blocker = db.connect()

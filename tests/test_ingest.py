@@ -308,6 +308,7 @@ def test_secrets_and_signatures_never_reach_the_logs(
     assert "abc123" not in text  # the body is not logged
 
 
+@pytest.mark.sqlite_only  # holds SQLite's write lock past the busy timeout
 def test_store_unavailable_is_503_with_retry_after(
     client: FlaskClient, db: Database, make_trigger: Any
 ) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store import Database
+from app.store import Database, SQLiteDatabase
 from app.store.migrations import (
     Migration,
     MigrationError,
@@ -17,7 +17,7 @@ from app.store.migrations import (
 
 @pytest.fixture
 def fresh_db(tmp_path: Path) -> Database:
-    return Database(str(tmp_path / "m.db"))
+    return SQLiteDatabase(str(tmp_path / "m.db"))
 
 
 def _tables(db: Database) -> set[str]:
@@ -115,7 +115,7 @@ def test_trigger_bodies_are_not_transaction_control(tmp_path: Path) -> None:
         "CREATE TRIGGER a_count AFTER INSERT ON a\nBEGIN\n    INSERT INTO n VALUES (1);\nEND;\n"
     )
     (migration,) = load_migrations(tmp_path)
-    db = Database(str(tmp_path / "t.db"))
+    db = SQLiteDatabase(str(tmp_path / "t.db"))
     migrate(db, [migration])
     with db.write() as conn:
         conn.execute("INSERT INTO a VALUES (1)")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from app.store import Database
+from app.store import SQLiteDatabase
 from tests.conftest import wait_for
 from tests.fake_sentry import fake_sentry
 from tests.server import gunicorn_server
@@ -84,7 +84,7 @@ def test_sentry_gets_errors_with_context_and_nothing_secret(tmp_path: Path) -> N
             assert "event: end" in stream.text
 
             # 4. An unhandled exception: the stored trigger document is corrupted.
-            db = Database(str(tmp_path / "server.db"))
+            db = SQLiteDatabase(str(tmp_path / "server.db"))
             with db.write() as conn:
                 conn.execute("UPDATE triggers SET document = '{\"nope\": 1}' WHERE name = 'broken'")
             crashed = requests.post(

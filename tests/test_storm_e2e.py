@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.store import Database
+from app.store import SQLiteDatabase
 from tests.conftest import GITHUB_SECRET, github_headers
 from tests.server import gunicorn_server
 
@@ -51,6 +51,6 @@ def test_duplicate_storm_across_two_workers_runs_once(tmp_path: Path) -> None:
     statuses = sorted(status for status, _ in answers)
     assert statuses == [200] * 99 + [202]
     assert len({execution_id for _, execution_id in answers}) == 1
-    with Database(str(tmp_path / "server.db")).read() as conn:
+    with SQLiteDatabase(str(tmp_path / "server.db")).read() as conn:
         assert conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] == 1
         assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 100

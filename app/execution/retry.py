@@ -12,12 +12,11 @@ caller's transaction.
 from __future__ import annotations
 
 import random
-import sqlite3
 import uuid
 from typing import Any
 
 from app.clock import utc_now_iso
-from app.store import executions
+from app.store import Connection, executions
 from app.triggers.schema import Retry
 
 RETRYABLE_STATUSES = frozenset({"failed", "timed_out", "interrupted"})
@@ -32,7 +31,7 @@ def next_delay(policy: Retry, attempt: int, status: str, retryable: bool = True)
 
 
 def schedule_retry(
-    conn: sqlite3.Connection,
+    conn: Connection,
     row: dict[str, Any],
     policy: Retry | None,
     status: str,

@@ -3,8 +3,9 @@
 :meth:`ExecutionService.dispatch_webhook_event` is the single entry point for
 the webhook route, delivery replay and (without writing) the dry run. Its
 write claims the dedup key and inserts the delivery and the queued execution
-together in one transaction - shared with other requests arriving at the same
-moment (:mod:`app.store.sqlite.group_commit`), each in its own savepoint - so a 2xx is
+together in one transaction (:meth:`app.store.base.Database.ingest`; on SQLite
+shared with other requests arriving at the same moment, each in its own
+savepoint) - so a 2xx is
 only ever sent for a webhook that is durably recorded, and two concurrent
 copies cannot both start an execution. Nothing that can yield runs inside it.
 """
@@ -12,7 +13,6 @@ copies cannot both start an execution. Nothing that can yield runs inside it.
 from __future__ import annotations
 
 import functools
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,11 +28,10 @@ from app.ingest.inbound import InboundRequest, ParsedBody, canonical_json, parse
 from app.live.notifier import ALL, Notifier
 from app.live.streams import stream_url
 from app.redaction import redact_headers
-from app.store import Database, dedup_keys
+from app.store import Connection, Database, dedup_keys
 from app.store import deliveries as deliveries_sql
 from app.store import execution_queue as queue
 from app.store import executions as executions_sql
-from app.store.sqlite.group_commit import GroupCommitter
 from app.triggers.registry import CompiledTrigger
 
 if TYPE_CHECKING:
@@ -97,7 +96,7 @@ def _filter(
     return matched, trace
 
 
-def _admission(conn: sqlite3.Connection, trigger: CompiledTrigger) -> TriggerBusy | None:
+def _admission(conn: Connection, trigger: CompiledTrigger) -> TriggerBusy | None:
     """Whether the trigger takes another execution now (inside the ingest transaction)."""
     policy = trigger.document.concurrency
     if policy.on_busy == "reject":
@@ -131,7 +130,6 @@ class ExecutionService:
         self.settings = settings
         self.notifier = notifier
         self.engine = engine
-        self.committer = GroupCommitter(db)
 
     def evaluate(self, trigger: CompiledTrigger, request: InboundRequest) -> Evaluation:
         """Parse, filter and choose the dedup key; raises InvalidJson. Writes nothing."""
@@ -158,14 +156,14 @@ class ExecutionService:
         delivery = functools.partial(self._delivery, trigger, request, delivery_id)
         if not evaluation.matched:
             ignored = delivery("ignored", None, None, report)
-            self.committer.run(lambda conn: deliveries_sql.insert(conn, ignored))
+            self.db.ingest(lambda conn: deliveries_sql.insert(conn, ignored))
             return DispatchResult("ignored", delivery_id, None, reason="filter_mismatch")
         execution_id = uuid.uuid4().hex
         key = None if bypass_dedup else evaluation.dedup.key
         now = utc_now_iso()
         expires_at = utc_now_iso(evaluation.dedup.window_seconds)
 
-        def record(conn: sqlite3.Connection) -> _Recorded:
+        def record(conn: Connection) -> _Recorded:
             if key is not None:
                 original = dedup_keys.claim(
                     conn,
@@ -211,7 +209,7 @@ class ExecutionService:
             )
             return _Recorded(superseded=superseded)
 
-        recorded = self.committer.run(record)
+        recorded = self.db.ingest(record)
         if recorded.duplicate_of is not None:
             return DispatchResult("duplicate", delivery_id, recorded.duplicate_of)
         if recorded.busy is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from app.clock import utc_now_iso
-from app.store.sqlite.database import Database
+from app.store.base import Database
 
 # last_used_at is refreshed at most this often, so reads stay reads.
 _TOUCH_INTERVAL_SECONDS = 60

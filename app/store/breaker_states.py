@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.clock import utc_now_iso
-from app.store.sqlite.database import Database
+from app.store.base import Database
 
 
 def record(db: Database, destination: str, state: str, owner: str) -> None:

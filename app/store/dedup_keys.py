@@ -8,12 +8,11 @@ the primary key decide). The same statement runs on PostgreSQL.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from app.clock import utc_now_iso
+from app.store.base import Connection, Database
 from app.store.paging import select_page
-from app.store.sqlite.database import Database
 
 _CLAIM = (
     "INSERT INTO webhook_dedup_keys"
@@ -27,7 +26,7 @@ _CLAIM = (
 
 
 def claim(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     trigger: str,
     key: str,
@@ -96,7 +95,7 @@ def find_live(db: Database, trigger: str, key: str) -> str | None:
     return None if row is None else str(row["execution_id"])
 
 
-def release(conn: sqlite3.Connection, trigger: str, key: str, execution_id: str) -> None:
+def release(conn: Connection, trigger: str, key: str, execution_id: str) -> None:
     """Undo this transaction's own claim (work that was refused must not hold the key)."""
     conn.execute(
         "DELETE FROM webhook_dedup_keys WHERE trigger = ? AND key = ? AND execution_id = ?",

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from app.errors import NotFound
 from app.store import paging
-from app.store.sqlite.database import Database
+from app.store.base import Connection, Database
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ _SUMMARY = (
 )
 
 
-def insert(conn: sqlite3.Connection, record: DeliveryRecord) -> None:
+def insert(conn: Connection, record: DeliveryRecord) -> None:
     """Insert inside the caller's write transaction."""
     conn.execute(
         _INSERT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.store.sqlite.database import Database
+from app.store.base import Database
 
 LogRow = tuple[int, str, str, str]  # seq, ts, stream, line
 

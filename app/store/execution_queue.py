@@ -16,12 +16,11 @@ sharing a database - can race for the same rows safely:
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from app.clock import parse_iso, utc_now_iso
 from app.errors import Conflict, NotFound
-from app.store.sqlite.database import Database
+from app.store.base import Connection, Database
 
 
 def claimable(db: Database, now: str, limit: int) -> list[dict[str, Any]]:
@@ -67,9 +66,7 @@ def claim(db: Database, execution_id: str, trigger: str, owner: str, max_running
     return cursor.rowcount == 1
 
 
-def count_at_most(
-    conn: sqlite3.Connection, trigger: str, statuses: tuple[str, ...], limit: int
-) -> int:
+def count_at_most(conn: Connection, trigger: str, statuses: tuple[str, ...], limit: int) -> int:
     """Executions of a trigger with one of ``statuses``, counted no further than ``limit``.
 
     Admission only needs to know whether a (small) limit is reached, so the
@@ -78,19 +75,19 @@ def count_at_most(
     marks = ", ".join("?" for _ in statuses)
     row = conn.execute(
         "SELECT COUNT(*) FROM (SELECT 1 FROM executions"
-        f" WHERE trigger = ? AND status IN ({marks}) LIMIT ?)",
+        f" WHERE trigger = ? AND status IN ({marks}) LIMIT ?) AS active",
         (trigger, *statuses, limit),
     ).fetchone()
     return int(row[0])
 
 
-def queued_count(conn: sqlite3.Connection, trigger: str) -> int:
+def queued_count(conn: Connection, trigger: str) -> int:
     """Queued executions of a trigger: one row of ``queue_depth`` (kept by SQL triggers)."""
     row = conn.execute("SELECT queued FROM queue_depth WHERE trigger = ?", (trigger,)).fetchone()
     return 0 if row is None else int(row[0])
 
 
-def supersede(conn: sqlite3.Connection, trigger: str, now: str) -> list[str]:
+def supersede(conn: Connection, trigger: str, now: str) -> list[str]:
     """on_busy=replace: cancel queued executions and ask running ones to stop.
 
     Returns the ids of the running executions asked to stop.
@@ -157,7 +154,7 @@ def request_cancel(db: Database, execution_id: str) -> str:
 
 
 def finish(
-    conn: sqlite3.Connection,
+    conn: Connection,
     execution_id: str,
     *,
     owner: str | None,
@@ -175,7 +172,7 @@ def finish(
     cursor = conn.execute(
         "UPDATE executions SET status = ?, finished_at = ?, status_changed_at = ?,"
         " exit_code = ?, error = ?, report = ?, duration_ms = ?"
-        " WHERE id = ? AND status = 'running' AND (? IS NULL OR owner = ?)",
+        " WHERE id = ? AND status = 'running' AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
         (
             status,
             now,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from app.errors import NotFound
 from app.store import paging
-from app.store.sqlite.database import Database
+from app.store.base import Connection, Database
 
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("succeeded", "failed", "timed_out", "cancelled", "interrupted")
@@ -21,7 +20,7 @@ _SUMMARY = (
 
 
 def insert_queued(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     execution_id: str,
     trigger: str,

@@ -9,13 +9,12 @@ runs skip it, which makes the job idempotent and safe after pruning.
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import date, timedelta
 from typing import Any
 
 from app.clock import utc_now_iso
+from app.store.base import Connection, Database
 from app.store.executions import FINAL_STATUSES
-from app.store.sqlite.database import Database
 
 # Histogram bounds for execution durations, in seconds.
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -45,7 +44,8 @@ def delivery_counts(
     with db.read() as conn:
         rows = conn.execute(
             "SELECT trigger, outcome, COUNT(*) FROM deliveries"
-            " WHERE received_at >= ? AND (? IS NULL OR received_at < ?) GROUP BY trigger, outcome",
+            " WHERE received_at >= ? AND (CAST(? AS TEXT) IS NULL OR received_at < ?)"
+            " GROUP BY trigger, outcome",
             (since, until, until),
         ).fetchall()
     return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
@@ -58,7 +58,7 @@ def execution_stats(db: Database, since: str, until: str | None = None) -> list[
             "SELECT trigger, status, COUNT(*), SUM(duration_ms), MIN(duration_ms),"
             f" MAX(duration_ms), COUNT(duration_ms), {_BUCKET_SQL} FROM executions"
             f" WHERE status IN {_FINAL} AND status_changed_at >= ?"
-            " AND (? IS NULL OR status_changed_at < ?)"
+            " AND (CAST(? AS TEXT) IS NULL OR status_changed_at < ?)"
             " GROUP BY trigger, status",
             (since, until, until),
         ).fetchall()
@@ -77,7 +77,7 @@ def execution_stats(db: Database, since: str, until: str | None = None) -> list[
     ]
 
 
-def duration_p95(conn: sqlite3.Connection, trigger: str, since: str, until: str) -> float | None:
+def duration_p95(conn: Connection, trigger: str, since: str, until: str) -> float | None:
     row = conn.execute(
         "SELECT COUNT(duration_ms) FROM executions WHERE trigger = ? AND status_changed_at >= ?"
         f" AND status_changed_at < ? AND status IN {_FINAL}",
@@ -122,7 +122,7 @@ def rollups(db: Database, since_day: str | None = None) -> list[dict[str, Any]]:
     return result
 
 
-def upsert_day(conn: sqlite3.Connection, day: str, rows: list[dict[str, Any]]) -> None:
+def upsert_day(conn: Connection, day: str, rows: list[dict[str, Any]]) -> None:
     """Write one day's rollup rows and its marker inside the caller's transaction."""
     now = utc_now_iso()
     for row in [*rows, {"trigger": "", "kind": "marker", "key": "", "count": 0}]:
@@ -155,6 +155,6 @@ def first_raw_day(db: Database) -> str | None:
     with db.read() as conn:
         row = conn.execute(
             "SELECT MIN(day) FROM (SELECT MIN(received_at) AS day FROM deliveries"
-            " UNION ALL SELECT MIN(status_changed_at) FROM executions)"
+            " UNION ALL SELECT MIN(status_changed_at) FROM executions) AS firsts"
         ).fetchone()
     return None if row[0] is None else str(row[0])[:10]

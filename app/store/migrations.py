@@ -3,7 +3,10 @@
 Protocol:
 
 * Migrations are files ``migrations/NNNN_name.sql`` numbered from 0001 without
-  gaps. A file is **immutable once landed**: change the schema with a new file.
+  gaps. Where the SQL differs between stores, one number has one file per
+  dialect instead, side by side: ``NNNN_name.sqlite.sql`` and
+  ``NNNN_name.postgresql.sql`` (same number, same name, both present). A file is
+  **immutable once landed**: change the schema with a new file.
   The runner records each file's SHA-256 and refuses to start when a recorded
   file has changed.
 * A file holds plain statements and no ``BEGIN``/``COMMIT``: the runner applies
@@ -11,7 +14,10 @@ Protocol:
   ``schema_migrations`` that records its version, so a file is applied entirely
   or not at all.
 * The runner re-reads the version inside that transaction, so several workers
-  starting at once apply each file exactly once.
+  starting at once apply each file exactly once (on PostgreSQL each of those
+  transactions first takes an advisory lock: concurrent runners queue).
+* SQLite files are split into statements and run one by one; a PostgreSQL file
+  is sent whole.
 * A database whose version is newer than the newest file this code knows is
   refused with :class:`MigrationError`: old code must not write a newer schema.
 
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.clock import utc_now_iso
-from app.store.sqlite.database import Database
+from app.store.base import Connection, Database
 
 
 def _migrations_dir() -> Path:
@@ -37,7 +43,8 @@ def _migrations_dir() -> Path:
 
 
 MIGRATIONS_DIR = _migrations_dir()
-_FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)(?:\.(sqlite|postgresql))?\.sql$")
+DIALECTS = ("sqlite", "postgresql")
 # Transaction control, but not the BEGIN ... END; of a CREATE TRIGGER body.
 _TXN_RE = re.compile(
     r"^\s*(BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?\s*;"
@@ -70,17 +77,29 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Read and check the migration files: numbered 1..N, no transaction control."""
-    migrations = []
+def load_migrations(directory: Path = MIGRATIONS_DIR, dialect: str = "sqlite") -> list[Migration]:
+    """Read and check ``dialect``'s migration files: numbered 1..N, no transaction control."""
+    found: dict[int, dict[str | None, tuple[str, str]]] = {}
     for path in sorted(directory.glob("*.sql")):
         match = _FILE_RE.match(path.name)
         if not match:
-            raise MigrationError(f"migration file name must be NNNN_name.sql: {path.name}")
+            raise MigrationError(
+                f"migration file name must be NNNN_name.sql or NNNN_name.<dialect>.sql: {path.name}"
+            )
         sql = path.read_text(encoding="utf-8")
         if _TXN_RE.search(sql):
             raise MigrationError(f"{path.name}: no BEGIN/COMMIT inside a migration file")
-        migrations.append(Migration(int(match.group(1)), match.group(2), sql))
+        found.setdefault(int(match.group(1)), {})[match.group(3)] = (match.group(2), sql)
+    migrations = []
+    for version, variants in sorted(found.items()):
+        if None in variants and len(variants) > 1:
+            raise MigrationError(f"migration {version:04d} has both a shared and a dialect file")
+        if None not in variants and set(variants) != set(DIALECTS):
+            raise MigrationError(f"migration {version:04d} needs one file per dialect")
+        if len({name for name, _ in variants.values()}) != 1:
+            raise MigrationError(f"migration {version:04d}: dialect files must share one name")
+        name, sql = variants.get(None) or variants[dialect]
+        migrations.append(Migration(version, name, sql))
     for expected, migration in enumerate(migrations, start=1):
         if migration.version != expected:
             raise MigrationError(f"migration {expected:04d} is missing")
@@ -102,11 +121,8 @@ def _split_statements(sql: str) -> list[str]:
     return statements
 
 
-def _applied(conn: sqlite3.Connection) -> dict[int, str]:
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-    ).fetchone()
-    if exists is None:
+def _applied(db: Database, conn: Connection) -> dict[int, str]:
+    if not db.table_exists(conn, "schema_migrations"):
         return {}
     rows = conn.execute("SELECT version, sha256 FROM schema_migrations").fetchall()
     return {int(row["version"]): str(row["sha256"]) for row in rows}
@@ -131,22 +147,27 @@ def _check_applied(applied: dict[int, str], migrations: list[Migration]) -> None
 def current_version(db: Database) -> int:
     """The newest applied version (0 for an empty database)."""
     with db.read() as conn:
-        return max(_applied(conn), default=0)
+        return max(_applied(db, conn), default=0)
 
 
 def migrate(db: Database, migrations: list[Migration] | None = None) -> list[int]:
     """Apply pending migrations in order; return the versions applied now."""
-    migrations = load_migrations() if migrations is None else migrations
+    migrations = load_migrations(dialect=db.dialect) if migrations is None else migrations
     with db.write() as conn:
+        db.lock_migrations(conn)
         conn.execute(_BOOKKEEPING)
-        _check_applied(_applied(conn), migrations)
+        _check_applied(_applied(db, conn), migrations)
     applied_now = []
     for migration in migrations:
         with db.write() as conn:
-            if migration.version in _applied(conn):
+            db.lock_migrations(conn)
+            if migration.version in _applied(db, conn):
                 continue
-            for statement in _split_statements(migration.sql):
-                conn.execute(statement)
+            if db.dialect == "sqlite":
+                for statement in _split_statements(migration.sql):
+                    conn.execute(statement)
+            else:
+                conn.execute(migration.sql)
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, sha256, applied_at)"
                 " VALUES (?, ?, ?, ?)",
@@ -163,8 +184,8 @@ def migrate(db: Database, migrations: list[Migration] | None = None) -> list[int
 
 def pending(db: Database, migrations: list[Migration] | None = None) -> list[int]:
     """Versions not yet applied; raises MigrationError when the database is newer."""
-    migrations = load_migrations() if migrations is None else migrations
+    migrations = load_migrations(dialect=db.dialect) if migrations is None else migrations
     with db.read() as conn:
-        applied = _applied(conn)
+        applied = _applied(db, conn)
     _check_applied(applied, migrations)
     return [m.version for m in migrations if m.version not in applied]

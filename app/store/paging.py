@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.store.sqlite.database import Database
+from app.store.base import Database
 
 # (SQL condition with one "?", value); a None value means "no such filter".
 Filter = tuple[str, Any]

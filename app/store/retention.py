@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app.store.base import Database
 from app.store.executions import FINAL_STATUSES
-from app.store.sqlite.database import Database
 
 _FINAL = "(" + ", ".join(f"'{status}'" for status in FINAL_STATUSES) + ")"
 BATCH = 500

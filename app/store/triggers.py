@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from app.clock import utc_now_iso
 from app.errors import TriggerExists, TriggerNotFound
-from app.store.sqlite.database import Database
+from app.store.base import Database, IntegrityError
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class TriggerRow:
     updated_at: str
 
 
-def _row(row: sqlite3.Row) -> TriggerRow:
+def _row(row: Any) -> TriggerRow:
     return TriggerRow(
         name=row["name"],
         document=row["document"],
@@ -42,7 +42,7 @@ def insert(db: Database, name: str, description: str, enabled: bool, document: s
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (name, description, int(enabled), document, now, now),
             )
-    except sqlite3.IntegrityError as exc:
+    except IntegrityError as exc:
         raise TriggerExists(f"a trigger named {name!r} already exists") from exc
     return TriggerRow(name, document, enabled, now, now)
 

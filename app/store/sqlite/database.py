@@ -1,6 +1,6 @@
-"""SQLite connections and the transaction rules that keep them safe under gevent.
+"""The SQLite store: connections and the transaction rules that keep them safe under gevent.
 
-Protocol (DESIGN rule 2):
+Protocol (docs/architecture.md, gevent rule 2; the seam is :mod:`app.store.base`):
 
 * Every write runs in :meth:`Database.write`: a short explicit
   ``BEGIN IMMEDIATE ... COMMIT``, serialised per process by a lock. A deferred
@@ -31,21 +31,25 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from flask import Flask, current_app
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.errors import ServiceUnavailable
+from app.store.base import Connection, Database, IntegrityError
 
-_EXTENSION = "hookrunner.db"
+if TYPE_CHECKING:
+    from app.store.sqlite.group_commit import GroupCommitter
+
+T = TypeVar("T")
 _POOL_MAX = 16
 
 
-class Database:
+class SQLiteDatabase(Database):
     """A SQLite database file with a small connection pool and a write lock."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000):
         self.path = path
@@ -57,6 +61,7 @@ class Database:
         self._pool: list[sqlite3.Connection] = []
         self._pool_lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None
+        self._committer: GroupCommitter | None = None
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
@@ -109,10 +114,33 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+            except sqlite3.IntegrityError as exc:
+                conn.execute("ROLLBACK")
+                raise IntegrityError(str(exc)) from exc
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def ingest(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in the next group commit (:mod:`app.store.sqlite.group_commit`)."""
+        if self._committer is None:
+            from app.store.sqlite.group_commit import GroupCommitter
+
+            self._committer = GroupCommitter(self)
+        return self._committer.run(fn)
+
+    def describe(self) -> str:
+        return f"sqlite:///{Path(self.path).resolve()}" if self.path != ":memory:" else "sqlite://"
+
+    def table_exists(self, conn: Connection, name: str) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
+
+    def start_background(self) -> None:
+        self.start_checkpointer()
 
     def start_checkpointer(self, interval_seconds: float = 1.0) -> None:
         """Checkpoint the WAL from a background OS thread (call before first use)."""
@@ -131,16 +159,6 @@ class Database:
             conn.close()
 
 
-def get_db() -> Database:
-    """The current app's :class:`Database`."""
-    db: Database = current_app.extensions[_EXTENSION]
-    return db
-
-
-def init_app(app: Flask, db: Database) -> None:
-    app.extensions[_EXTENSION] = db
-
-
 def _native(module: str, name: str) -> Any:
     """The unpatched ``module.name``: a real OS thread or sleep even under gevent."""
     from gevent import monkey
@@ -151,7 +169,7 @@ def _native(module: str, name: str) -> Any:
 class _Checkpointer:
     """Runs passive WAL checkpoints on its own connection in a native thread."""
 
-    def __init__(self, db: Database, interval_seconds: float) -> None:
+    def __init__(self, db: SQLiteDatabase, interval_seconds: float) -> None:
         self._db = db
         self._interval = interval_seconds
         self._stop = False

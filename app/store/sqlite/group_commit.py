@@ -17,12 +17,12 @@ execute SQL on the connection they are given - no I/O, no logging, no waiting
 from __future__ import annotations
 
 import contextvars
-import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from app.store.sqlite.database import Database
+from app.store.base import Connection
+from app.store.sqlite.database import SQLiteDatabase
 
 T = TypeVar("T")
 MAX_BATCH = 256
@@ -31,7 +31,7 @@ MAX_BATCH = 256
 class _Job(Generic[T]):
     __slots__ = ("done", "error", "fn", "result")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], T]) -> None:
+    def __init__(self, fn: Callable[[Connection], T]) -> None:
         self.fn = fn
         self.done = threading.Event()
         self.result: T | None = None
@@ -39,14 +39,14 @@ class _Job(Generic[T]):
 
 
 class GroupCommitter:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SQLiteDatabase) -> None:
         self._db = db
         self._lock = threading.Lock()
         self._pending: list[_Job[object]] = []
         self._wakeup = threading.Event()
         self._started = False
 
-    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in the next group transaction; return its result once committed."""
         job: _Job[T] = _Job(fn)
         with self._lock:

@@ -1,0 +1,92 @@
+"""The store seam: what every store (SQLite, PostgreSQL) offers the rest of Hookrunner.
+
+Services and routes see only :class:`Database` and the per-table SQL modules of
+``app.store``; they never learn which store runs. Most SQL is shared and written
+portably (``?`` placeholders, ``ON CONFLICT``, ``RETURNING``, TEXT ids, ISO 8601
+timestamps as text); where a dialect needs its own SQL (claims, migrations'
+bookkeeping) the store module asks :attr:`Database.dialect`.
+
+Protocol every implementation keeps:
+
+* :meth:`Database.read` lends a connection in autocommit mode for reads.
+* :meth:`Database.write` runs its block in one short transaction that takes the
+  write locks it needs up front; commit on success, roll back on any error.
+  Nothing may yield (network, sleep, subprocess) inside it.
+* :meth:`Database.ingest` runs one ingest transaction (dedup claim, delivery,
+  queued execution): SQLite shares one commit among concurrent callers
+  (group commit), PostgreSQL runs a plain transaction on a pooled connection.
+* A driver error that means "the store is unavailable" becomes
+  :class:`~app.errors.ServiceUnavailable`; a constraint violation becomes
+  :class:`IntegrityError`, whatever the driver.
+* Rows support ``row[0]`` and ``row["column"]`` (and ``dict(row)``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class IntegrityError(Exception):
+    """A uniqueness or foreign-key constraint refused a write (any store)."""
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """The part of a DB-API connection the SQL modules use (``?`` placeholders)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, seq_of_parameters: Sequence[Sequence[Any]], /) -> Cursor: ...
+
+
+class Database(ABC):
+    """One store: its connections, its transactions and its dialect."""
+
+    dialect: ClassVar[str]
+
+    @abstractmethod
+    def read(self) -> AbstractContextManager[Connection]:
+        """Borrow a connection for autocommit reads."""
+
+    @abstractmethod
+    def write(self) -> AbstractContextManager[Connection]:
+        """Run the block in one short transaction; commit or roll back."""
+
+    def ingest(self, fn: Callable[[Connection], T]) -> T:
+        """Run one ingest transaction; return ``fn``'s result once it is committed."""
+        with self.write() as conn:
+            return fn(conn)
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the data is, for people (no credentials)."""
+
+    @abstractmethod
+    def table_exists(self, conn: Connection, name: str) -> bool: ...
+
+    def lock_migrations(self, conn: Connection) -> None:  # noqa: B027 - optional hook
+        """Serialise migration runs of several processes (inside ``write``)."""
+
+    def start_background(self) -> None:  # noqa: B027 - optional hook
+        """Start the store's own background work (e.g. WAL checkpoints)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every connection (the store reopens them on next use)."""
+
+
+def rows_as_dicts(rows: Iterator[Any] | list[Any]) -> list[dict[str, Any]]:
+    return [dict(row) for row in rows]

@@ -1,0 +1,193 @@
+"""The PostgreSQL store: a psycopg 3 connection pool per process.
+
+Same protocol as every store (:mod:`app.store.base`), with PostgreSQL's means:
+
+* One :class:`psycopg_pool.ConnectionPool` per process, ``DATABASE_POOL_SIZE``
+  connections at most, opened lazily. Connections are in autocommit mode;
+  :meth:`PostgresDatabase.write` runs its block in one transaction. No
+  connection is shared between greenlets or threads: each block borrows one.
+* The SQL modules write ``?`` placeholders (shared with SQLite); they become
+  ``%s`` here, outside quoted literals, and a literal ``%`` becomes ``%%``.
+* Under gevent, psycopg must be imported *after* monkey patching: it picks its
+  wait function once, at import, and a C-level wait would block every greenlet
+  of the worker. :func:`check_wait_function` refuses to run with the blocking
+  one inside a patched process (Gunicorn's gevent worker patches before it
+  loads the app, so importing psycopg lazily here is enough).
+* Connection failures become :class:`~app.errors.ServiceUnavailable` (503 with
+  ``Retry-After``); constraint violations :class:`~app.store.base.IntegrityError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from app.errors import ServiceUnavailable
+from app.store.base import Connection, Cursor, Database, IntegrityError
+
+_QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?|%")
+MIGRATION_LOCK_KEY = 7_250_437_610  # pg_advisory_xact_lock key of the migration runner
+
+
+@functools.lru_cache(maxsize=2048)
+def to_pyformat(sql: str) -> str:
+    """``?`` placeholders as ``%s`` (quoted literals untouched), ``%`` as ``%%``."""
+
+    def swap(match: re.Match[str]) -> str:
+        found = match.group(0)
+        if found == "?":
+            return "%s"
+        if found == "%":
+            return "%%"
+        return found.replace("%", "%%")
+
+    return _QUOTED_OR_MARK.sub(swap, sql)
+
+
+class _Row(tuple[Any, ...]):
+    """A row like ``sqlite3.Row``: by position, by column name, and ``dict(row)``."""
+
+    __slots__ = ()
+    _index: dict[str, int] = {}  # noqa: RUF012 - set per column list by _row_class
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+@functools.lru_cache(maxsize=512)
+def _row_class(names: tuple[str, ...]) -> type[_Row]:
+    return type("Row", (_Row,), {"__slots__": (), "_index": {n: i for i, n in enumerate(names)}})
+
+
+def _row_factory(cursor: Any) -> Any:
+    from psycopg.rows import no_result
+
+    if cursor.description is None:
+        return no_result
+    return _row_class(tuple(column.name for column in cursor.description))
+
+
+class _Connection:
+    """A pooled psycopg connection speaking the SQL modules' ``?`` dialect."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        if parameters:
+            return self.raw.execute(to_pyformat(sql), tuple(parameters))  # type: ignore[no-any-return]
+        return self.raw.execute(sql)  # type: ignore[no-any-return]
+
+    def executemany(self, sql: str, seq_of_parameters: Sequence[Sequence[Any]], /) -> Cursor:
+        cursor = self.raw.cursor()
+        cursor.executemany(to_pyformat(sql), [tuple(p) for p in seq_of_parameters])
+        return cursor  # type: ignore[no-any-return]
+
+
+def check_wait_function() -> str:
+    """psycopg's wait function; raises RuntimeError if it would block a gevent worker."""
+    import psycopg.waiting
+
+    name = str(getattr(psycopg.waiting.wait, "__name__", "unknown"))
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("select") and name == "wait_c":
+        raise RuntimeError(
+            "psycopg was imported before gevent patched this process, so every query would"
+            " block the worker; import psycopg only after monkey patching (no --preload,"
+            " nothing importing it in gunicorn.conf.py)"
+        )
+    return name
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs and ``describe``."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: int = 5) -> None:
+        self.url = url.replace("postgres://", "postgresql://", 1)
+        self.pool_size = pool_size
+        self.connect_timeout = connect_timeout
+        self._pool: Any = None
+
+    def _get_pool(self) -> Any:
+        if self._pool is None:
+            self.wait_function = check_wait_function()
+            import psycopg
+            from psycopg_pool import ConnectionPool
+
+            def configure(conn: psycopg.Connection[Any]) -> None:
+                conn.row_factory = _row_factory
+
+            pool = ConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                kwargs={"autocommit": True, "connect_timeout": self.connect_timeout},
+                configure=configure,
+                check=ConnectionPool.check_connection,
+                timeout=self.connect_timeout * 2,
+                open=False,
+                name="hookrunner",
+            )
+            pool.open(wait=False)
+            self._pool = pool
+        return self._pool
+
+    @contextmanager
+    def _borrow(self) -> Iterator[Any]:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._get_pool().connection() as raw:
+                yield raw
+        except PoolTimeout as exc:
+            raise ServiceUnavailable("store unavailable: no database connection") from exc
+        except psycopg.OperationalError as exc:
+            raise ServiceUnavailable(f"store unavailable: {type(exc).__name__}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._borrow() as raw:
+            yield _Connection(raw)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        import psycopg
+
+        with self._borrow() as raw:
+            try:
+                with raw.transaction():
+                    yield _Connection(raw)
+            except psycopg.errors.IntegrityError as exc:
+                raise IntegrityError(str(exc)) from exc
+
+    def describe(self) -> str:
+        return redact_url(self.url)
+
+    def table_exists(self, conn: Connection, name: str) -> bool:
+        row = conn.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
+        return bool(row[0])
+
+    def lock_migrations(self, conn: Connection) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_KEY,))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close(timeout=5)
+            self._pool = None
