@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from app.clock import utc_now_iso
 from app.execution.output import FLUSH_INTERVAL_SECONDS, OutputBuffer, _FlushBudget
 from app.live.notifier import Notifier
 from app.live.streams import LiveStreams
@@ -165,12 +166,12 @@ def test_followers_at_one_position_share_one_encoded_read(
         assert firsts[0][2] is firsts[1][2] is firsts[2][2]  # encoded once, sent thrice
         assert notifier.subscriber_count() == 3
 
-        assert queue.claim(db, execution_id, "live", "tests", 1)
+        (claim,) = queue.claim_batch(db, "live", "tests", 1, limit=1, now=utc_now_iso())
         with db.write() as conn:
             finished = queue.finish(
                 conn,
                 execution_id,
-                owner="tests",
+                token=claim.token,
                 status="succeeded",
                 exit_code=0,
                 error=None,

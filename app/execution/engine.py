@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -49,6 +50,7 @@ def spawn(target: Callable[[], None]) -> threading.Thread:
 
 @dataclass
 class _Running:
+    token: str  # the claim token every write of this attempt presents
     cancelled: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None  # set before it is registered
     interrupted: bool = False  # stopped by shutdown: recorded as interrupted
@@ -111,6 +113,10 @@ class Engine:
         for loop in self._loops:
             loop.join(2)
 
+    def _tokens(self) -> list[str]:
+        with self._lock:
+            return [running.token for running in self._running.values()]
+
     def _snapshot(self) -> list[_Running]:
         with self._lock:
             return list(self._running.values())
@@ -133,8 +139,7 @@ class Engine:
         interval = self.settings.execution_lease_seconds / 3
         while not self._closed.wait(interval):
             try:
-                if self.running_ids():
-                    queue.heartbeat(self.db, self.owner)
+                queue.heartbeat(self.db, self._tokens())
             except Exception:
                 log.exception("lease heartbeat failed")
 
@@ -142,53 +147,57 @@ class Engine:
         """Claim and start as much queued work as capacity allows; returns how many."""
         started = 0
         while not self._stopping.is_set():
-            free = self.settings.execution_pool_size - len(self.running_ids())
-            if free <= 0:
-                break
             round_started = 0
-            for row in queue.claimable(self.db, utc_now_iso(), limit=free):
-                if round_started >= free:
+            for trigger_name in queue.triggers_with_work(self.db):
+                free = self.settings.execution_pool_size - len(self.running_ids())
+                if free <= 0 or self._stopping.is_set():
                     break
-                if self._claim_and_start(row["id"], row["trigger"]):
-                    round_started += 1
+                round_started += self._claim_and_start(trigger_name, free)
             started += round_started
             if round_started == 0:
                 break
         return started
 
-    def _claim_and_start(self, execution_id: str, trigger_name: str) -> bool:
+    def _claim_and_start(self, trigger_name: str, free: int) -> int:
         try:
             trigger = self.registry.get(trigger_name)
         except TriggerNotFound:
-            self._fail_orphan(execution_id, trigger_name)
-            return False
-        max_running = trigger.document.concurrency.max
-        if not queue.claim(self.db, execution_id, trigger_name, self.owner, max_running):
-            return False
-        holder = _Running()
-        holder.thread = threading.Thread(
-            target=contextvars.copy_context().run,
-            args=(lambda: self._execute(execution_id, trigger, holder),),
-            daemon=True,
+            self._fail_orphans(trigger_name, free)
+            return 0
+        claims = queue.claim_batch(
+            self.db,
+            trigger_name,
+            self.owner,
+            trigger.document.concurrency.max,
+            limit=free,
+            now=utc_now_iso(),
         )
-        with self._lock:  # registered and started together: shutdown sees a live thread
-            self._running[execution_id] = holder
-            holder.thread.start()
-        return True
+        for claim in claims:
+            holder = _Running(token=claim.token)
+            holder.thread = threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(functools.partial(self._execute, claim, trigger, holder),),
+                daemon=True,
+            )
+            with self._lock:  # registered and started together: shutdown sees a live thread
+                self._running[claim.execution_id] = holder
+                holder.thread.start()
+        return len(claims)
 
-    def _fail_orphan(self, execution_id: str, trigger_name: str) -> None:
-        if queue.claim(self.db, execution_id, trigger_name, self.owner, 1_000_000):
+    def _fail_orphans(self, trigger_name: str, limit: int) -> None:
+        now = utc_now_iso()
+        for claim in queue.claim_batch(self.db, trigger_name, self.owner, 1_000_000, limit, now):
             with self.db.write() as conn:
                 queue.finish(
                     conn,
-                    execution_id,
-                    owner=self.owner,
+                    claim.execution_id,
+                    token=claim.token,
                     status="failed",
                     exit_code=None,
                     error=f"trigger {trigger_name!r} no longer exists",
                     report={},
                 )
-            self.notifier.notify(execution_id)
+            self.notifier.notify(claim.execution_id)
             self.notifier.notify(ALL)
 
     # --- cancellation ---------------------------------------------------------------
@@ -209,7 +218,8 @@ class Engine:
 
     # --- running one execution ------------------------------------------------------
 
-    def _execute(self, execution_id: str, trigger: CompiledTrigger, holder: _Running) -> None:
+    def _execute(self, claim: queue.Claim, trigger: CompiledTrigger, holder: _Running) -> None:
+        execution_id = claim.execution_id
         row = executions.get(self.db, execution_id)
         tokens = (
             request_id_var.set(row["request_id"]),
@@ -221,7 +231,7 @@ class Engine:
                 scope.set_tag("execution_id", execution_id)
                 scope.set_tag("trigger", trigger.name)
                 scope.set_tag("request_id", row["request_id"])
-                ExecutionRun(self.db, self.settings, self.owner, self.notifier, self.breakers).run(
+                ExecutionRun(self.db, self.settings, claim.token, self.notifier, self.breakers).run(
                     row, trigger, holder.cancelled, lambda: holder.interrupted
                 )
         except Exception:

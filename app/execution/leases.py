@@ -4,8 +4,10 @@ Protocol:
 
 * A worker process identifies itself as ``owner`` = ``host:pid:token`` (the
   random token tells a restarted process with a recycled pid apart).
-* Claiming an execution takes its lease; the owner renews ``heartbeat_at`` for
-  all its running executions every third of ``EXECUTION_LEASE_SECONDS``.
+* Claiming an execution takes its lease with a fresh claim token; the process
+  renews ``heartbeat_at`` of exactly the executions it runs (by token) every
+  third of ``EXECUTION_LEASE_SECONDS``. Every write of an attempt presents its
+  token (fencing): once the reaper ended it, the old owner's writes match nothing.
 * The reaper - at every process start-up and every minute - ends each running
   execution whose lease has expired, or whose owner was a process on this host
   that no longer exists (so a restart after ``kill -9`` reconciles at once), as
@@ -93,7 +95,7 @@ def reap(
             if not queue.finish(
                 conn,
                 row["id"],
-                owner=row["owner"],
+                token=row["claim_token"],
                 status="interrupted",
                 exit_code=None,
                 error=error,

@@ -44,13 +44,13 @@ class ExecutionRun:
         self,
         db: Database,
         settings: Settings,
-        owner: str,
+        token: str,
         notifier: Notifier,
         breakers: BreakerRegistry,
     ) -> None:
         self.db = db
         self.settings = settings
-        self.owner = owner
+        self.token = token  # the claim token: the final write is fenced by it
         self.notifier = notifier
         self.breakers = breakers
 
@@ -167,7 +167,7 @@ class ExecutionRun:
             finished = queue.finish(
                 conn,
                 row["id"],
-                owner=self.owner,
+                token=self.token,
                 status=result.status,
                 exit_code=result.exit_code,
                 error=result.error,

@@ -4,11 +4,13 @@ Every state change is one conditional UPDATE whose ``rowcount`` (or RETURNING)
 says whether it happened, so any number of workers - on one host or several
 sharing a database - can race for the same rows safely:
 
-* ``claim``: queued -> running, only while still queued and under the trigger's
-  concurrency limit; sets the lease (``owner``, ``heartbeat_at``).
-* ``heartbeat``: the owner renews the lease of everything it runs.
-* ``finish``: running -> final, only while still running under the same owner,
-  so a lease the reaper already took is never overwritten.
+* ``claim_batch``: queued -> running, only while still queued and under the
+  trigger's concurrency limit (global: serialised per trigger); sets the lease
+  (``owner``, ``heartbeat_at``) and a fresh ``claim_token``.
+* ``heartbeat``: a process renews the leases of exactly the executions it runs,
+  by their claim tokens.
+* ``finish``: running -> final, only while still running under the same claim
+  token (fencing), so a lease the reaper already took is never overwritten.
 * Cancellation of a running execution is a flag (``cancel_requested_at``) that
   the owning worker polls; a queued one is cancelled at once.
 """
@@ -16,6 +18,8 @@ sharing a database - can race for the same rows safely:
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from app.clock import parse_iso, utc_now_iso
@@ -23,47 +27,79 @@ from app.errors import Conflict, NotFound
 from app.store.base import Connection, Database
 
 
-def claimable(db: Database, now: str, limit: int) -> list[dict[str, Any]]:
-    """Queued executions that may start now, oldest first, at most ``limit`` per trigger.
-
-    Reads only triggers that have queued work (``queue_depth``) and, for each, the
-    oldest rows through the (trigger, status, created_at) index, so the cost does
-    not grow with the length of a backlog - and one busy trigger's backlog does
-    not hide other triggers' work.
-    """
-    rows: list[dict[str, Any]] = []
+def triggers_with_work(db: Database) -> list[str]:
+    """Triggers that have queued executions (one row each in ``queue_depth``)."""
     with db.read() as conn:
-        triggers = conn.execute("SELECT trigger FROM queue_depth WHERE queued > 0").fetchall()
-        for (trigger,) in triggers:
-            rows += map(
-                dict,
-                conn.execute(
-                    "SELECT id, trigger, created_at FROM executions"
-                    " WHERE trigger = ? AND status = 'queued'"
-                    " AND (run_after IS NULL OR run_after <= ?) ORDER BY created_at, id LIMIT ?",
-                    (trigger, now, limit),
-                ).fetchall(),
-            )
-    rows.sort(key=lambda row: (row["created_at"], row["id"]))
-    return rows
+        rows = conn.execute("SELECT trigger FROM queue_depth WHERE queued > 0").fetchall()
+    return [str(row[0]) for row in rows]
 
 
-def claim(db: Database, execution_id: str, trigger: str, owner: str, max_running: int) -> bool:
-    """Move one execution from queued to running for ``owner``.
+@dataclass(frozen=True)
+class Claim:
+    """One execution this worker now runs, and the token every later write presents."""
 
-    One conditional UPDATE decides: it matches only while the row is still
-    queued and the trigger has fewer than ``max_running`` running executions, so
-    any number of workers may race for the same row and exactly one wins.
+    execution_id: str
+    token: str
+
+
+_RUNNING = "SELECT COUNT(*) FROM executions WHERE trigger = ? AND status = 'running'"
+
+# The candidates are chosen in a MATERIALIZED CTE so the planner cannot turn the LIMIT
+# into a nested loop that updates more rows than asked for; SKIP LOCKED lets other
+# claimers take other rows instead of waiting for these.
+_CLAIM_PG = """
+WITH candidates AS MATERIALIZED (
+    SELECT id FROM executions
+    WHERE trigger = ? AND status = 'queued' AND (run_after IS NULL OR run_after <= ?)
+    ORDER BY created_at, id
+    LIMIT ?
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE executions SET status = 'running', owner = ?, heartbeat_at = ?, started_at = ?,
+    status_changed_at = ?, claim_token = md5(random()::text || executions.id)
+FROM candidates WHERE executions.id = candidates.id
+RETURNING executions.id, executions.claim_token
+"""
+
+_CLAIM_ONE = (
+    "UPDATE executions SET status = 'running', owner = ?, heartbeat_at = ?, started_at = ?,"
+    " status_changed_at = ?, claim_token = ? WHERE id = ? AND status = 'queued' RETURNING id"
+)
+
+
+def claim_batch(
+    db: Database, trigger: str, owner: str, max_running: int, limit: int, now: str
+) -> list[Claim]:
+    """Move up to ``limit`` due executions of ``trigger`` from queued to running.
+
+    ``max_running`` holds across every worker and host: counting the running
+    executions and claiming are serialised per trigger - by the write lock on
+    SQLite, by a transaction-scoped advisory lock on PostgreSQL (taken in its
+    own statement first, so the count that follows sees every claim committed
+    before it). Each claim gets a fresh token (fencing).
     """
-    now = utc_now_iso()
     with db.write() as conn:
-        cursor = conn.execute(
-            "UPDATE executions SET status = 'running', owner = ?, heartbeat_at = ?,"
-            " started_at = ?, status_changed_at = ? WHERE id = ? AND status = 'queued'"
-            " AND (SELECT COUNT(*) FROM executions WHERE trigger = ? AND status = 'running') < ?",
-            (owner, now, now, now, execution_id, trigger, max_running),
-        )
-    return cursor.rowcount == 1
+        if db.dialect == "postgresql":
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"claim:{trigger}",))
+        running = int(conn.execute(_RUNNING, (trigger,)).fetchone()[0])
+        room = min(limit, max_running - running)
+        if room <= 0:
+            return []
+        if db.dialect == "postgresql":
+            rows = conn.execute(_CLAIM_PG, (trigger, now, room, owner, now, now, now)).fetchall()
+            return [Claim(str(row[0]), str(row[1])) for row in rows]
+        candidates = conn.execute(
+            "SELECT id FROM executions WHERE trigger = ? AND status = 'queued'"
+            " AND (run_after IS NULL OR run_after <= ?) ORDER BY created_at, id LIMIT ?",
+            (trigger, now, room),
+        ).fetchall()
+        claims = []
+        for (execution_id,) in candidates:
+            token = uuid.uuid4().hex
+            params = (owner, now, now, now, token, execution_id)
+            if conn.execute(_CLAIM_ONE, params).fetchone() is not None:
+                claims.append(Claim(str(execution_id), token))
+        return claims
 
 
 def count_at_most(conn: Connection, trigger: str, statuses: tuple[str, ...], limit: int) -> int:
@@ -105,12 +141,16 @@ def supersede(conn: Connection, trigger: str, now: str) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-def heartbeat(db: Database, owner: str) -> None:
-    """Renew the lease of every execution this owner runs."""
+def heartbeat(db: Database, tokens: list[str]) -> None:
+    """Renew the leases of the executions this process is running (by claim token)."""
+    if not tokens:
+        return
+    marks = ", ".join("?" for _ in tokens)
     with db.write() as conn:
         conn.execute(
-            "UPDATE executions SET heartbeat_at = ? WHERE owner = ? AND status = 'running'",
-            (utc_now_iso(), owner),
+            f"UPDATE executions SET heartbeat_at = ? WHERE status = 'running'"
+            f" AND claim_token IN ({marks})",
+            (utc_now_iso(), *tokens),
         )
 
 
@@ -157,7 +197,7 @@ def finish(
     conn: Connection,
     execution_id: str,
     *,
-    owner: str | None,
+    token: str | None,
     status: str,
     exit_code: int | None,
     error: str | None,
@@ -165,14 +205,16 @@ def finish(
 ) -> bool:
     """Record the final status of a running execution inside the caller's transaction.
 
-    Matches only while the row is still running under ``owner`` (any owner when
-    None), so a lease reaped meanwhile is not overwritten. Returns whether it did.
+    Matches only while the row is still running under the claim ``token`` (any
+    claim when None), so a lease reaped meanwhile is not overwritten. Returns
+    whether it did.
     """
     now = utc_now_iso()
     cursor = conn.execute(
         "UPDATE executions SET status = ?, finished_at = ?, status_changed_at = ?,"
         " exit_code = ?, error = ?, report = ?, duration_ms = ?"
-        " WHERE id = ? AND status = 'running' AND (CAST(? AS TEXT) IS NULL OR owner = ?)",
+        " WHERE id = ? AND status = 'running'"
+        " AND (CAST(? AS TEXT) IS NULL OR claim_token = ?)",
         (
             status,
             now,
@@ -182,8 +224,8 @@ def finish(
             json.dumps(report),
             _duration_ms(report.get("started_at"), now),
             execution_id,
-            owner,
-            owner,
+            token,
+            token,
         ),
     )
     return cursor.rowcount == 1
@@ -193,8 +235,8 @@ def running_leases(db: Database) -> list[dict[str, Any]]:
     """Every running execution with its lease, for the reaper."""
     with db.read() as conn:
         rows = conn.execute(
-            "SELECT id, trigger, owner, heartbeat_at, attempt, retry_of, delivery_id,"
-            " request_id, report FROM executions WHERE status = 'running'"
+            "SELECT id, trigger, owner, claim_token, heartbeat_at, attempt, retry_of,"
+            " delivery_id, request_id, report FROM executions WHERE status = 'running'"
         ).fetchall()
     return [dict(row) for row in rows]
 
