@@ -1,4 +1,7 @@
-"""100 identical deliveries sent at once to two Gunicorn workers start one execution."""
+"""100 identical deliveries sent at once to two Gunicorn workers start one execution.
+
+Runs on SQLite and on PostgreSQL (the ``database_url`` fixture).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.store import SQLiteDatabase
+from app.config import load_settings
+from app.store import open_store
 from tests.conftest import GITHUB_SECRET, github_headers
 from tests.server import gunicorn_server
 
@@ -18,10 +22,10 @@ pytestmark = pytest.mark.slow
 TOKEN = "storm-admin-token-0123456789abcdef"
 
 
-def test_duplicate_storm_across_two_workers_runs_once(tmp_path: Path) -> None:
+def test_duplicate_storm_across_two_workers_runs_once(tmp_path: Path, database_url: str) -> None:
     body = json.dumps({"ref": "refs/heads/main", "after": "abc"}).encode()
     headers = github_headers(body, "storm-delivery-1")
-    env = {"ADMIN_TOKEN": TOKEN, "ENGINE_ENABLED": "0"}
+    env = {"ADMIN_TOKEN": TOKEN, "ENGINE_ENABLED": "0", "DATABASE_URL": database_url}
     with gunicorn_server(tmp_path, env=env, workers=2) as server:
         document = {
             "name": "deploy",
@@ -51,6 +55,10 @@ def test_duplicate_storm_across_two_workers_runs_once(tmp_path: Path) -> None:
     statuses = sorted(status for status, _ in answers)
     assert statuses == [200] * 99 + [202]
     assert len({execution_id for _, execution_id in answers}) == 1
-    with SQLiteDatabase(str(tmp_path / "server.db")).read() as conn:
-        assert conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] == 1
-        assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 100
+    store = open_store(load_settings(env={"DATABASE_URL": database_url}))
+    try:
+        with store.read() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] == 1
+            assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 100
+    finally:
+        store.close()
