@@ -1,7 +1,7 @@
 """Context variables that follow a webhook from its request into its execution.
 
 They are ``ContextVar``s rather than Flask's ``g`` so that greenlets spawned with
-``contextvars.copy_context().run`` (DESIGN rule 3) and background jobs see the
+``contextvars.copy_context().run`` (docs/architecture.md, gevent rule 3) and background jobs see the
 right values: a job that never set them logs ``request_id: null``.
 """
 

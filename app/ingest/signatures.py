@@ -1,4 +1,4 @@
-"""Authenticate inbound webhooks (DESIGN.md, "The request path", step 3).
+"""Authenticate inbound webhooks (docs/architecture.md, "The request path", step 3).
 
 Contract:
 

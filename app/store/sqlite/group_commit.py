@@ -11,7 +11,7 @@ no 2xx before the commit. With one request in flight a batch holds one job.
 
 Write functions run in the committer, not in the caller: they must only
 execute SQL on the connection they are given - no I/O, no logging, no waiting
-(DESIGN rule 2). Their return value (or exception) goes back to the caller.
+(docs/architecture.md, gevent rule 2). Their return value (or exception) goes back to the caller.
 """
 
 from __future__ import annotations
