@@ -118,6 +118,22 @@ def test_replay_of_a_disabled_trigger_is_409(
     assert response.status_code == 409
 
 
+def test_rerun_of_a_disabled_trigger_is_409_like_replay(
+    client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any, db: Database
+) -> None:
+    """A disabled trigger starts no new work, whichever way an operator asks."""
+    make_trigger()
+    original = _send(client, "x")
+    client.patch("/admin/triggers/deploy", json={"enabled": False}, headers=auth_headers)
+    response = client.post(
+        f"/admin/executions/{original['execution_id']}/rerun", headers=auth_headers
+    )
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "trigger_disabled"
+    with db.read() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] == 1
+
+
 def test_dry_run_reports_everything_and_writes_nothing(
     client: FlaskClient, db: Database, auth_headers: dict[str, str], make_trigger: Any
 ) -> None:
