@@ -46,7 +46,10 @@ class Components:
 
 def init_app(app: Flask, store: Database, settings: Settings) -> Components:
     """Build every component, start the engine when enabled, and keep them on ``app``."""
-    notifier = Notifier()
+    backend = store.notification_backend()
+    notifier = Notifier(backend)
+    if backend is not None:
+        backend.start(notifier.notify_local)
     breakers = BreakerRegistry()
     breakers.configure(settings)
     owner = f"{leases.HOSTNAME}:{os.getpid()}"

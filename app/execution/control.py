@@ -13,7 +13,7 @@ from typing import Any
 
 from app.errors import NotFound, TriggerDisabled
 from app.ingest.dispatch import ExecutionService
-from app.live.notifier import ALL, Notifier
+from app.live.notifier import ALL, CANCEL, Notifier
 from app.live.streams import stream_url
 from app.store import Database, deliveries, execution_logs, execution_queue, executions
 from app.triggers.registry import TriggerRegistry
@@ -59,6 +59,8 @@ class ExecutionControl:
         engine = self.service.engine
         if previous == "running" and engine is not None:
             engine.cancel_local(execution_id)
+        if previous == "running":
+            self.notifier.notify(CANCEL)  # the owner may be another process or host
         self.notifier.notify(ALL)
         state = "cancelled" if previous == "queued" else "cancelling"
         return {"id": execution_id, "status": state}

@@ -30,7 +30,7 @@ from app.context import execution_id_var, request_id_var, trigger_var
 from app.errors import TriggerNotFound
 from app.execution import leases
 from app.execution.run import ExecutionRun
-from app.live.notifier import ALL, Notifier
+from app.live.notifier import ALL, CANCEL, WORK, Notifier
 from app.outbound.breakers import BreakerRegistry
 from app.store import Database, executions
 from app.store import execution_queue as queue
@@ -83,6 +83,8 @@ class Engine:
     def start(self) -> None:
         """Reconcile leases left by dead processes, then start dispatching."""
         leases.reap(self.db, self.registry, self.settings, self.notifier, self.owner)
+        self.notifier.watch(WORK, self.wake)  # queued in another process or host
+        self.notifier.watch(CANCEL, self.wake)  # the sweep applies cancel requests
         self._loops = [spawn(self._dispatch_loop), spawn(self._heartbeat_loop)]
 
     def wake(self) -> None:

@@ -25,7 +25,7 @@ from app.config import Settings
 from app.errors import TriggerBusy
 from app.ingest import dedup
 from app.ingest.inbound import InboundRequest, ParsedBody, canonical_json, parse_body
-from app.live.notifier import ALL, Notifier
+from app.live.notifier import ALL, CANCEL, WORK, Notifier
 from app.live.streams import stream_url
 from app.redaction import redact_headers
 from app.store import Connection, Database, dedup_keys
@@ -236,11 +236,16 @@ class ExecutionService:
         return new_id
 
     def _after_commit(self, superseded: list[str]) -> None:
+        """Wake whoever can act on the new rows: here at once, elsewhere by notification."""
         self.notifier.notify(ALL)
+        if superseded:
+            self.notifier.notify(CANCEL)
         if self.engine is not None:
             for running_id in superseded:
                 self.engine.cancel_local(running_id)
             self.engine.wake()
+        if self.notifier.backend is not None:
+            self.notifier.backend.publish(WORK)
 
     @staticmethod
     def _delivery(

@@ -1,9 +1,21 @@
-"""In-process wake-ups for live streams.
+"""Wake-ups for live streams and engines: in this process, and across processes and hosts.
 
-The database is the source of truth for output and status; this only tells
-streams in *this* process that there is something new to read, so they need
-not wait for their next poll. Streams attached to a worker that does not run
-the execution simply poll (see :mod:`app.live.streams`).
+The database is the source of truth for output, status and queued work; this
+only tells followers that there is something new to read, so they need not
+wait for their next poll. A notification is a hint: a missed one only delays
+(every follower also polls), it never loses anything.
+
+Each app has one :class:`Notifier`. With a store that can carry notifications
+between processes (PostgreSQL: ``LISTEN/NOTIFY``, see
+:mod:`app.store.postgres.notify`) the notifier has a *backend*:
+:meth:`Notifier.notify` wakes local followers and publishes the topic;
+notifications from other processes arrive through :meth:`Notifier.notify_local`.
+Without a backend (SQLite) streams of executions running in another worker poll.
+
+Topics: an execution id (its lines and status), :data:`ALL` (the feed of every
+status change), :data:`WORK` (work was queued: engines claim) and
+:data:`CANCEL` (a cancel was requested: the owning engine applies it).
+Engines and other callbacks :meth:`~Notifier.watch` a topic.
 
 Protocol: a stream subscribes to a topic once, then repeats ``clear()`` (before
 it reads the store), read, ``wait(timeout)``. A notification that lands between
@@ -19,9 +31,22 @@ never repeats a version that a cached read may still carry.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
+from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 ALL = "*"  # topic of the feed of every execution's status changes
+WORK = "~work"  # executions were queued
+CANCEL = "~cancel"  # a running execution was asked to stop
+
+
+class Backend(Protocol):
+    """Carries topics to the notifiers of other processes."""
+
+    def publish(self, topic: str) -> None: ...
 
 
 class _Topic:
@@ -52,10 +77,17 @@ class Subscription:
 
 
 class Notifier:
-    def __init__(self) -> None:
+    def __init__(self, backend: Backend | None = None) -> None:
         self._lock = threading.Lock()
         self._topics: dict[str, _Topic] = {}
         self._counter = itertools.count(1)
+        self._watchers: dict[str, list[Callable[[], None]]] = {}
+        self.backend = backend
+
+    def watch(self, topic: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (quick, non-blocking) on every notification of ``topic``."""
+        with self._lock:
+            self._watchers.setdefault(topic, []).append(callback)
 
     def subscribe(self, topic: str) -> Subscription:
         with self._lock:
@@ -78,13 +110,27 @@ class Notifier:
                     del self._topics[subscription.topic]
 
     def notify(self, topic: str) -> None:
+        """Wake this process's followers of ``topic`` and those of every other process."""
+        self.notify_local(topic)
+        if self.backend is not None:
+            try:
+                self.backend.publish(topic)
+            except Exception:  # a hint only: other processes still poll
+                log.warning("could not publish a notification", exc_info=True)
+
+    def notify_local(self, topic: str) -> None:
+        """Wake this process's followers and watchers of ``topic``."""
         with self._lock:
+            watchers = list(self._watchers.get(topic, ()))
             entry = self._topics.get(topic)
-            if entry is None:
-                return
-            entry.version = next(self._counter)
-            event, entry.event = entry.event, threading.Event()
-        event.set()
+            event = None
+            if entry is not None:
+                entry.version = next(self._counter)
+                event, entry.event = entry.event, threading.Event()
+        if event is not None:
+            event.set()
+        for callback in watchers:
+            callback()
 
     def version(self, topic: str) -> int:
         """Changes with every notification of ``topic``; never repeats within a process."""

@@ -80,6 +80,10 @@ class Database(ABC):
     def lock_migrations(self, conn: Connection) -> None:  # noqa: B027 - optional hook
         """Serialise migration runs of several processes (inside ``write``)."""
 
+    def notification_backend(self) -> Any:
+        """A backend carrying notifications to other processes, or None (poll instead)."""
+        return None
+
     def start_background(self) -> None:  # noqa: B027 - optional hook
         """Start the store's own background work (e.g. WAL checkpoints)."""
 

@@ -123,6 +123,7 @@ class PostgresDatabase(Database):
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
         self._pool: Any = None
+        self._notify: Any = None
 
     def _get_pool(self) -> Any:
         if self._pool is None:
@@ -187,7 +188,19 @@ class PostgresDatabase(Database):
     def lock_migrations(self, conn: Connection) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_KEY,))
 
+    def notification_backend(self) -> Any:
+        """This process's LISTEN/NOTIFY backend (one per store), created on first use."""
+        if self._notify is None:
+            from app.store.postgres.notify import PgNotifyBackend
+
+            self._get_pool()  # checks the wait function first
+            self._notify = PgNotifyBackend(self.url, self)
+        return self._notify
+
     def close(self) -> None:
+        if self._notify is not None:
+            self._notify.stop()
+            self._notify = None
         if self._pool is not None:
             self._pool.close(timeout=5)
             self._pool = None

@@ -1,0 +1,131 @@
+"""Notifications between processes and hosts over PostgreSQL ``LISTEN/NOTIFY``.
+
+:class:`PgNotifyBackend` is the notifier backend of the PostgreSQL store (see
+:mod:`app.live.notifier`):
+
+* **Publishing** is coalesced: :meth:`~PgNotifyBackend.publish` only adds the
+  topic to a set; a publisher thread (a greenlet under gevent) sends everything
+  gathered meanwhile in one statement on a pooled connection. A burst of output
+  flushes costs one round trip, and no caller ever waits on the network.
+* **Listening** uses one dedicated autocommit connection per process, woken at
+  least every second to notice a stop; a lost connection is re-opened with
+  backoff. Notifications are hints: while the listener is down everything still
+  works by polling, only later.
+* Each payload starts with this process's origin id, so a process ignores its
+  own notifications (it already woke its followers locally).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "hookrunner"
+_MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes and more
+
+
+def _background(target: Callable[[], None], name: str) -> threading.Thread:
+    thread = threading.Thread(
+        target=contextvars.Context().run, args=(target,), name=name, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+class PgNotifyBackend:
+    def __init__(self, url: str, store: Any) -> None:
+        self.url = url
+        self.store = store  # the PostgresDatabase whose pool publishes
+        self.origin = uuid.uuid4().hex[:12]
+        self.deliver: Callable[[str], None] = lambda _topic: None
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._kick = threading.Event()
+        self._stopped = threading.Event()
+        self._listening = threading.Event()  # the listener is connected and LISTENing
+        self._threads: list[threading.Thread] = []
+
+    def start(self, deliver: Callable[[str], None]) -> None:
+        """Deliver other processes' topics to ``deliver``; start publishing."""
+        self.deliver = deliver
+        self._threads = [
+            _background(self._listen_loop, "hookrunner-listen"),
+            _background(self._publish_loop, "hookrunner-publish"),
+        ]
+
+    def wait_listening(self, timeout: float) -> bool:
+        """True once the listener is subscribed (tests, start-up checks)."""
+        return self._listening.wait(timeout)
+
+    def publish(self, topic: str) -> None:
+        with self._lock:
+            self._pending.add(topic)
+        self._kick.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._kick.set()
+        for thread in self._threads:
+            thread.join(3)
+
+    # --- publishing -------------------------------------------------------------------
+
+    def _publish_loop(self) -> None:
+        while not self._stopped.is_set():
+            self._kick.wait(1.0)
+            self._kick.clear()
+            with self._lock:
+                topics, self._pending = self._pending, set()
+            if not topics or self._stopped.is_set():
+                continue
+            payloads = [f"{self.origin}|{topic}"[:_MAX_PAYLOAD] for topic in topics]
+            try:
+                with self.store.read() as conn:
+                    conn.execute(
+                        "SELECT pg_notify(?, payload) FROM unnest(CAST(? AS TEXT[])) AS payload",
+                        (CHANNEL, payloads),
+                    )
+            except Exception:  # a hint only: followers poll
+                log.warning("notifications not published", exc_info=True)
+                self._stopped.wait(0.5)
+
+    # --- listening --------------------------------------------------------------------
+
+    def _listen_loop(self) -> None:
+        import psycopg
+
+        backoff = 0.5
+        while not self._stopped.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
+                    backoff = 0.5
+                    while not self._stopped.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            self._receive(note.payload)
+                            if self._stopped.is_set():
+                                break
+            except Exception:
+                self._listening.clear()
+                if self._stopped.is_set():
+                    break
+                log.warning("notification listener lost its connection; reconnecting")
+                self._stopped.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        self._listening.clear()
+
+    def _receive(self, payload: str) -> None:
+        origin, _, topic = payload.partition("|")
+        if origin == self.origin or not topic:
+            return
+        try:
+            self.deliver(topic)
+        except Exception:
+            log.exception("notification handler failed")
