@@ -166,7 +166,7 @@ def measure(target: Target, round_no: int, workdir: Path, profile_path: Path) ->
             result["worker_memory_after"] = harness.memory(pid)
     if isinstance(server, servers.Server):
         result["server_log"] = servers.analyse_log(server.log_path)
-        result["db"] = servers.count_rows(server.db_path)
+        result["db"] = store.count_rows(server.db_path)
     else:
         result["server_log_tail"] = server.log_path.read_text(errors="replace")[-500:]
     return result

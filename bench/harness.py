@@ -5,6 +5,11 @@ or a given source tree, pins servers and clients to separate CPUs unless told
 not to, waits for the machine to be quiet before a measured run, records how
 much CPU other processes used during it, optionally samples the Hookrunner
 worker with py-spy, and writes one JSON file to ``bench/results/``.
+
+Importing this module also puts the project root on ``sys.path`` (last, so a
+``PYTHONPATH`` given to ``stages.py`` still decides which ``app`` is measured):
+the server and fake-Sentry helpers are shared with the test suite
+(``tests/server.py``, ``tests/fake_sentry.py``).
 """
 
 from __future__ import annotations
@@ -22,11 +27,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import machine
-import servers
 
+if TYPE_CHECKING:
+    import servers
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.append(str(PROJECT_ROOT))
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 FOREIGN_CPU_LIMIT = 0.05  # CPUs' worth of other processes' work tolerated during a run
 # The CPUs this process may use, read once at import: after :func:`pin_self` narrowed the
@@ -50,7 +60,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project-root",
         type=Path,
-        default=servers.PROJECT_ROOT,
+        default=PROJECT_ROOT,
         help="source tree to serve; default: this checkout",
     )
     parser.add_argument(
@@ -95,11 +105,11 @@ def parse_common(parser: argparse.ArgumentParser, args: argparse.Namespace, name
     """Validate the common options; export the snapshot (removed again by :func:`workspace`)."""
     root: Path = args.project_root
     if args.snapshot is not None:
-        if root != servers.PROJECT_ROOT:
+        if root != PROJECT_ROOT:
             parser.error("--snapshot and --project-root exclude each other")
         destination = Path(tempfile.mkdtemp(prefix="hookrunner-src-"))
         try:
-            root = machine.make_snapshot(servers.PROJECT_ROOT, args.snapshot, destination)
+            root = machine.make_snapshot(PROJECT_ROOT, args.snapshot, destination)
         except (ValueError, subprocess.CalledProcessError) as exc:
             parser.error(f"--snapshot {args.snapshot}: {exc}")
     if not (root / "gunicorn.conf.py").is_file():

@@ -54,6 +54,7 @@ import loadgen
 import machine
 import servers
 import signing
+import store
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TARGETS = ("bare", "hookrunner")
@@ -112,12 +113,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, Path, bool]:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.snapshot is not None:
-        if args.project_root != servers.PROJECT_ROOT:
+        if args.project_root != harness.PROJECT_ROOT:
             parser.error("--snapshot and --project-root exclude each other")
         destination = Path(tempfile.mkdtemp(prefix="hookrunner-src-"))
         try:
             args.project_root = machine.make_snapshot(
-                servers.PROJECT_ROOT, args.snapshot, destination
+                harness.PROJECT_ROOT, args.snapshot, destination
             )
         except (ValueError, subprocess.CalledProcessError) as exc:
             parser.error(f"--snapshot {args.snapshot}: {exc}")
@@ -294,7 +295,7 @@ def durability(db_path: Path, result: dict[str, Any], phases: tuple[str, ...]) -
     The database may hold a few more: requests in flight when a wrk run stopped, and
     the fixed-rate warm-up, whose 202s are not counted here.
     """
-    rows = servers.count_rows(db_path)
+    rows = store.count_rows(db_path)
     acknowledged = sum(result[phase]["statuses"].get(str(EXPECTED_STATUS), 0) for phase in phases)
     accepted = rows["deliveries"].get("accepted", 0)
     executions = sum(rows["executions"].values())
@@ -480,7 +481,7 @@ def run(params: Params, output: Path, keep_tmp: bool) -> dict[str, Any]:
             run_round(round_no, workdir, params, template, output)
             for round_no in range(1, params.rounds + 1)
         ]
-        trigger = servers.TRIGGER_DOCUMENT | {"auth": {"scheme": "github", "secrets": ["***"]}}
+        trigger = signing.TRIGGER_DOCUMENT | {"auth": {"scheme": "github", "secrets": ["***"]}}
         results: dict[str, Any] = {
             "machine": described,
             "params": {**params.__dict__, "project_root": str(params.project_root)},

@@ -31,7 +31,6 @@ from typing import Any
 import harness
 import loadgen
 import machine
-import servers
 
 _CHILD = """
 import sys
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output = args.output or harness.RESULTS_DIR / f"spawn-cost-{stamp}.json"
-    described = machine.describe(Path(tempfile.gettempdir()), servers.PROJECT_ROOT)
+    described = machine.describe(Path(tempfile.gettempdir()), harness.PROJECT_ROOT)
     harness.write_results(
         output,
         {

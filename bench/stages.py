@@ -59,7 +59,6 @@ from pathlib import Path  # noqa: E402
 from typing import Any, TextIO  # noqa: E402
 
 import machine  # noqa: E402
-import servers  # noqa: E402
 import signing  # noqa: E402
 from bare_app import app as bare_app  # noqa: E402
 from flask import Flask, jsonify  # noqa: E402
@@ -224,7 +223,7 @@ def build_app(workdir: Path) -> tuple[Flask, TextIO]:
         if getattr(handler, "_hookrunner", False) and isinstance(handler, logging.StreamHandler):
             handler.setStream(log_file)
     with app.app_context():
-        document = TriggerDocument.model_validate(servers.TRIGGER_DOCUMENT)
+        document = TriggerDocument.model_validate(signing.TRIGGER_DOCUMENT)
         triggers_sql.insert(get_db(), document.name, "", True, document.model_dump_json())
     return app, log_file
 
