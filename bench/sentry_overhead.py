@@ -56,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 "SENTRY_TRACES_SAMPLE_RATE": f"{args.traces_rate:g}",
             },
         }
-        counted = CountingVariants(collector)
-        rounds = ingest_variants.run(base, variants, workdir, common.output, counted.after)
+        rounds = ingest_variants.run(base, variants, workdir, Counting(collector).after)
     summary = ingest_variants.summarise(rounds, BASELINE)
     ingest_variants.print_rounds(rounds, BASELINE)
     print()
@@ -66,12 +65,20 @@ def main(argv: list[str] | None = None) -> int:
         if name != BASELINE:
             print(harness.ratio_verdict(f"{name} / {BASELINE} (median)", variant["ratio"], TARGET))
     summary |= {"target": TARGET, "worst_ratio": worst, "met": worst >= TARGET}
+    shown = {
+        name: {
+            k: ("http://publickey@127.0.0.1:<port>/42" if k == "SENTRY_DSN" and v else v)
+            for k, v in env.items()
+        }
+        for name, env in variants.items()
+    }
     harness.write_results(
+        common.name,
         common.output,
         {
             "machine": described,
-            "params": {k: str(v) for k, v in vars(args).items()} | {"output": str(common.output)},
-            "variants": {name: _shown(env) for name, env in variants.items()},
+            "params": harness.params(args, common.output),
+            "variants": shown,
             "rounds": rounds,
             "summary": summary,
         },
@@ -79,14 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _shown(env: dict[str, str]) -> dict[str, str]:
-    return {
-        k: ("http://publickey@127.0.0.1:<port>/42" if k == "SENTRY_DSN" and v else v)
-        for k, v in env.items()
-    }
-
-
-class CountingVariants:
+class Counting:
     """Attaches what the collector received during each run to that run's result."""
 
     def __init__(self, collector: Collector) -> None:
