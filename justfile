@@ -41,7 +41,7 @@ typecheck:
 bench-deps:
     command -v wrk >/dev/null && command -v webhook >/dev/null || (apt-get update && apt-get install -y wrk webhook)
 
-# Benchmarks (bench/README.md), each against its baseline in the same run; see bench/RESULTS.md.
+# Benchmarks, each against its baseline in the same run (bench/README.md); ends with a summary.
 bench: bench-deps
     python bench/ingest.py --snapshot HEAD --rounds 2
     python bench/stages.py
@@ -49,6 +49,8 @@ bench: bench-deps
     python bench/sse_fanout.py --snapshot HEAD
     python bench/sentry_overhead.py --snapshot HEAD
     python bench/scaling.py --snapshot HEAD
+    python bench/spawn_cost.py
+    python bench/summary.py
 
 # Drills: kill -9 under load, duplicate storm and graceful restart, bad-input sweep.
 drills:

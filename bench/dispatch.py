@@ -38,9 +38,8 @@ import shutil
 import statistics
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +165,7 @@ def measure(target: Target, round_no: int, workdir: Path, profile_path: Path) ->
             result["worker_memory_after"] = harness.memory(pid)
     if isinstance(server, servers.Server):
         result["server_log"] = servers.analyse_log(server.log_path)
-        result["db"] = servers.count_rows(server.db_path)
+        result["db"] = store.count_rows(server.db_path)
     else:
         result["server_log_tail"] = server.log_path.read_text(errors="replace")[-500:]
     return result
@@ -280,16 +279,14 @@ def print_report(rounds: list[dict[str, dict[str, Any]]], summary: dict[str, Any
                     f"; received -> process started {_pct(probe['created_to_exec_ms'])}"
                 )
             print(line)
-    print("\n" + harness.ratio_verdict("executions/s hookrunner/webhook", summary["ratio"], 1.0))
+    ratio = summary["ratio"]
+    print("\n" + harness.ratio_verdict("executions/s hookrunner/webhook", ratio, TARGET_RATIO))
     verdict = "met" if summary["received_to_process_started_met"] else "NOT met"
     print(
         f"received -> process started p50 {summary['received_to_process_started_p50_ms']} ms"
         f" (target < {PROBE_P50_TARGET_MS:.0f} ms: {verdict})"
     )
-    for pair in rounds:
-        for target in TARGETS:
-            for problem in flags(pair[target]):
-                print(f"FLAG {target} round {pair[target]['round']}: {problem}")
+    harness.print_flags(rounds)
 
 
 def _pct(values: dict[str, float]) -> str:
@@ -303,14 +300,8 @@ def flags(result: dict[str, Any]) -> list[str]:
         problems.append(f"{burst['completed']} of {burst['sent']} executions completed")
     if burst["errors"] or result["probe"]["errors"]:
         problems.append(f"client errors {burst['errors']} {result['probe']['errors']}")
-    if result["foreign_cpus"] > harness.FOREIGN_CPU_LIMIT:
-        problems.append(f"other processes used {result['foreign_cpus']:.2f} CPUs")
-    if result.get("profile"):
-        problems.append("sampled by py-spy: throughput not comparable")
-    notable = (result.get("server_log") or {}).get("notable")
-    if notable:
-        problems.append(f"server logged non-INFO lines, e.g. {notable[0][:160]}")
-    return problems
+    profiled = bool(result.get("profile"))
+    return problems + harness.run_flags(result["foreign_cpus"], result.get("server_log"), profiled)
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -343,30 +334,27 @@ def main(argv: list[str] | None = None) -> int:
     args, common = parse_args(argv)
     with harness.workspace(common) as workdir:
         described = machine.describe(workdir, common.root) | {"webhook": servers.webhook_version()}
-        client_cpu = harness.choose_cpus(common.pin)[1]
+        server_cpu, client_cpu = harness.choose_cpus(common.pin)
         harness.pin_self(client_cpu)
-        rounds = []
-        for round_no in range(1, args.rounds + 1):
-            order = TARGETS if round_no % 2 else tuple(reversed(TARGETS))
-            pair: dict[str, dict[str, Any]] = {}
-            for name in order:
-                profile = common.output.with_name(f"{common.output.stem}-r{round_no}.pyspy.txt")
-                run: Callable[[], dict[str, Any]] = partial(
-                    measure, Target(name, args, common), round_no, workdir, profile
-                )
-                pair[name] = harness.with_retries(
-                    f"round {round_no}: {name}", run, lambda r: r["foreign_cpus"], common.retries
-                )
-            rounds.append(pair)
+
+        def run(round_no: int, name: str) -> dict[str, Any]:
+            profile = common.profile(f"-r{round_no}")
+            result = measure(Target(name, args, common), round_no, workdir, profile)
+            return result | {"flags": flags(result)}
+
+        rounds = [
+            harness.measure_round(n, TARGETS, run, lambda r: r["foreign_cpus"], common.retries)
+            for n in range(1, args.rounds + 1)
+        ]
     summary = summarise(rounds)
     print_report(rounds, summary)
-    params = {k: v for k, v in vars(args).items() if k != "project_root"}
     harness.write_results(
+        common.name,
         common.output,
         {
             "machine": described,
-            "params": params | {"output": str(common.output)},
-            "pinning": {"server_cpu": harness.choose_cpus(common.pin)[0], "client_cpu": client_cpu},
+            "params": harness.params(args, common.output),
+            "pinning": {"server_cpu": server_cpu, "client_cpu": client_cpu},
             "hookrunner_trigger": _hookrunner_trigger("bench", ["/bin/true"], args.concurrency)
             | {"auth": {"scheme": "github", "secrets": ["***"]}},
             "webhook_hook": _webhook_hook("bench", "/bin/true") | {"trigger-rule": "hmac ***"},

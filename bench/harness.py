@@ -1,10 +1,18 @@
-"""Shared plumbing of the bench scripts: command line, CPUs, quiet machine, profiles, results.
+"""Shared plumbing of the bench scripts: command line, CPUs, quiet machine, rounds, results.
 
-Every script measures a ``git archive`` snapshot of a commit (``--snapshot HEAD``)
-or a given source tree, pins servers and clients to separate CPUs unless told
-not to, waits for the machine to be quiet before a measured run, records how
-much CPU other processes used during it, optionally samples the Hookrunner
-worker with py-spy, and writes one JSON file to ``bench/results/``.
+Every HTTP script measures a ``git archive`` snapshot of a commit (``--snapshot
+HEAD``) or a given source tree, pins servers and clients to separate CPUs unless
+told not to, waits for the machine to be quiet before a measured run, records
+how much CPU other processes used during it (and measures again on a fresh
+server if they used too much), optionally samples the Hookrunner worker with
+py-spy, and writes one JSON file to the git-ignored ``bench/out/``
+(``<name>-<UTC time>.json``, profiles next to it), which ``bench/summary.py``
+reads.
+
+Importing this module also puts the project root on ``sys.path`` (last, so a
+``PYTHONPATH`` given to ``stages.py`` still decides which ``app`` is measured):
+the server and fake-Sentry helpers are shared with the test suite
+(``tests/server.py``, ``tests/fake_sentry.py``).
 """
 
 from __future__ import annotations
@@ -17,28 +25,51 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import machine
-import servers
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+if TYPE_CHECKING:
+    import servers
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.append(str(PROJECT_ROOT))
+OUT_DIR = PROJECT_ROOT / "bench" / "out"
 FOREIGN_CPU_LIMIT = 0.05  # CPUs' worth of other processes' work tolerated during a run
 # The CPUs this process may use, read once at import: after :func:`pin_self` narrowed the
 # affinity to the client's CPU, asking again would find one CPU and pin nothing (a bug of
 # the first ingest.py, whose servers and wrk all ran on the client's CPU).
 _ALLOWED_CPUS = sorted(os.sched_getaffinity(0))
 
+Result = dict[str, Any]
+Round = dict[str, Result]
 
-# --- command line --------------------------------------------------------------------------
+
+# --- command line and output ---------------------------------------------------------------
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
+def add_output_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="results JSON; default bench/out/<name>-<time>.json",
+    )
+
+
+def output_path(name: str, given: Path | None) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return given or OUT_DIR / f"{name}-{stamp}.json"
+
+
+def add_common_args(parser: argparse.ArgumentParser, retries: int = 1) -> None:
     """--snapshot/--project-root, --quiet-wait, --retries, --py-spy, --no-pin, --output, ..."""
     parser.add_argument(
         "--snapshot",
@@ -50,7 +81,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project-root",
         type=Path,
-        default=servers.PROJECT_ROOT,
+        default=PROJECT_ROOT,
         help="source tree to serve; default: this checkout",
     )
     parser.add_argument(
@@ -63,7 +94,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retries",
         type=int,
-        default=1,
+        default=retries,
         help="redo a measurement (fresh server) up to this many times when other processes"
         " used the CPU during it",
     )
@@ -75,12 +106,13 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         " run is then flagged as profiled)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and client")
-    parser.add_argument("--output", type=Path, default=None)
+    add_output_arg(parser)
     parser.add_argument("--keep-tmp", action="store_true", help="keep DBs and server logs")
 
 
 @dataclass(frozen=True)
 class Common:
+    name: str
     root: Path
     snapshot: str | None
     quiet_wait: float
@@ -90,29 +122,33 @@ class Common:
     output: Path
     keep_tmp: bool
 
+    def profile(self, suffix: str) -> Path:
+        """Where a py-spy profile goes: next to the results, ``<output>-<suffix>.pyspy.txt``."""
+        return self.output.with_name(f"{self.output.stem}{suffix}.pyspy.txt")
+
 
 def parse_common(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str) -> Common:
     """Validate the common options; export the snapshot (removed again by :func:`workspace`)."""
     root: Path = args.project_root
     if args.snapshot is not None:
-        if root != servers.PROJECT_ROOT:
+        if root != PROJECT_ROOT:
             parser.error("--snapshot and --project-root exclude each other")
         destination = Path(tempfile.mkdtemp(prefix="hookrunner-src-"))
         try:
-            root = machine.make_snapshot(servers.PROJECT_ROOT, args.snapshot, destination)
+            root = machine.make_snapshot(PROJECT_ROOT, args.snapshot, destination)
         except (ValueError, subprocess.CalledProcessError) as exc:
             parser.error(f"--snapshot {args.snapshot}: {exc}")
     if not (root / "gunicorn.conf.py").is_file():
         parser.error(f"{root} has no gunicorn.conf.py")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Common(
+        name=name,
         root=root.resolve(),
         snapshot=args.snapshot,
         quiet_wait=max(0.0, min(args.quiet_wait, 600.0)),
-        retries=max(0, min(args.retries, 5)),
+        retries=max(0, min(args.retries, 10)),
         py_spy=args.py_spy,
         pin=not args.no_pin,
-        output=args.output or RESULTS_DIR / f"{name}-{stamp}.json",
+        output=output_path(name, args.output),
         keep_tmp=args.keep_tmp,
     )
 
@@ -132,13 +168,20 @@ def workspace(common: Common) -> Iterator[Path]:
                 shutil.rmtree(common.root, ignore_errors=True)
 
 
-def write_results(output: Path, results: dict[str, Any]) -> None:
+def params(args: argparse.Namespace, output: Path) -> dict[str, Any]:
+    """The command line as recorded in the results (the served tree is in ``machine``)."""
+    return {k: v for k, v in vars(args).items() if k != "project_root"} | {"output": output}
+
+
+def write_results(name: str, output: Path, results: dict[str, Any]) -> None:
+    """``results`` as JSON, tagged ``"benchmark": name`` so summary.py finds it anywhere."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n")
+    document = {"benchmark": name} | results
+    output.write_text(json.dumps(document, indent=2, default=str) + "\n")
     print(f"\nresults: {output}")
 
 
-# --- CPUs, quiet machine, retries ----------------------------------------------------------
+# --- CPUs, quiet machine, retries, rounds --------------------------------------------------
 
 
 def choose_cpus(pin: bool) -> tuple[int | None, int | None]:
@@ -163,10 +206,10 @@ def quiet(roots: list[int], max_wait_s: float) -> float:
 
 def with_retries(
     label: str,
-    measure: Callable[[], dict[str, Any]],
-    foreign: Callable[[dict[str, Any]], float],
+    measure: Callable[[], Result],
+    foreign: Callable[[Result], float],
     retries: int,
-) -> dict[str, Any]:
+) -> Result:
     """Measure; redo (up to ``retries`` times) while other processes used the CPU meanwhile."""
     discarded: list[float] = []
     while True:
@@ -178,6 +221,55 @@ def with_retries(
             return result
         print(f"  other processes used {busy:.2f} CPUs; measuring again", file=sys.stderr)
         discarded.append(busy)
+
+
+def measure_round(
+    round_no: int,
+    names: Sequence[str],
+    measure: Callable[[int, str], Result],
+    foreign: Callable[[Result], float],
+    retries: int,
+) -> Round:
+    """``measure(round_no, name)`` for every name, with retries, in an order that rotates
+    from round to round (two names: alternating)."""
+    shift = (round_no - 1) % len(names)
+    order = [*names[shift:], *names[:shift]]
+    return {
+        name: with_retries(
+            f"round {round_no}: {name}", partial(measure, round_no, name), foreign, retries
+        )
+        for name in order
+    }
+
+
+def run_flags(
+    foreign_cpus: float | None,
+    server_log: dict[str, Any] | None,
+    profiled: bool,
+    where: str = "server",
+) -> list[str]:
+    """The problems every kind of run can have: a busy machine, odd log lines, py-spy."""
+    problems = []
+    if (foreign_cpus or 0.0) > FOREIGN_CPU_LIMIT:
+        problems.append(f"other processes used {foreign_cpus:.2f} CPUs during the run")
+    if notable := (server_log or {}).get("notable"):
+        problems.append(f"{where} logged non-INFO lines, e.g. {notable[0][:160]}")
+    if profiled:
+        problems.append("sampled by py-spy: throughput not comparable")
+    return problems
+
+
+def print_flags(rounds: list[Round]) -> None:
+    """One ``FLAG`` line per problem a result lists under ``"flags"``."""
+    for results in rounds:
+        for name, result in results.items():
+            for problem in result.get("flags", []):
+                print(f"FLAG {name} round {result['round']}: {problem}")
+
+
+def ratio_verdict(label: str, ratio: float, target: float) -> str:
+    verdict = "met" if ratio >= target else "NOT met"
+    return f"{label}: {ratio:.1%} (target >= {target:.0%}: {verdict})"
 
 
 # --- the worker process --------------------------------------------------------------------
@@ -249,8 +341,3 @@ def profiling(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def ratio_verdict(label: str, ratio: float, target: float) -> str:
-    verdict = "met" if ratio >= target else "NOT met"
-    return f"{label}: {ratio:.1%} (target >= {target:.0%}: {verdict})"

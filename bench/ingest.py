@@ -22,9 +22,8 @@ runs the queued ``/bin/true`` executions in the same worker.
 
 Usage::
 
-    python bench/ingest.py [--duration 10] [--connections 50] [--rounds 1]
-                           [--engine off|on] [--project-root DIR]
-                           [--output bench/results/ingest-<date>.json]
+    python bench/ingest.py --snapshot HEAD [--duration 10] [--connections 50] [--rounds 1]
+                           [--engine off|on] [--output bench/out/ingest-<time>.json]
 
 The results JSON holds every number printed plus the machine, the code
 measured, server log summaries and a durability check (rows in the database
@@ -34,17 +33,12 @@ vs 202s received).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,17 +48,17 @@ import loadgen
 import machine
 import servers
 import signing
+import store
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TARGETS = ("bare", "hookrunner")
 RATIO_TARGET = 0.70
 FIXED_P99_TARGET_MS = 25.0
 EXPECTED_STATUS = 202
-FOREIGN_CPU_LIMIT = harness.FOREIGN_CPU_LIMIT
 
 
 @dataclass(frozen=True)
 class Params:
+    common: harness.Common
     duration: float
     warmup: float
     connections: int
@@ -73,20 +67,11 @@ class Params:
     rate_duration: float
     body_bytes: int
     rounds: int
-    pin: bool
-    project_root: Path
-    py_spy: str | None
     engine: bool
-    quiet_wait: float
-    snapshot: str | None
-    retries: int
     server_env: dict[str, str] = field(default_factory=dict)  # e.g. SENTRY_DSN, GUNICORN_WORKERS
 
 
-# --- command line ------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
+def parse_args(argv: list[str] | None = None) -> Params:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per target")
@@ -103,24 +88,8 @@ def _parser() -> argparse.ArgumentParser:
         help="ENGINE_ENABLED for Hookrunner: off measures the request path alone (the"
         " DESIGN target); on also runs the queued /bin/true executions in the same worker",
     )
-    harness.add_common_args(parser)
-    parser.set_defaults(retries=2)
-    return parser
-
-
-def parse_args(argv: list[str] | None = None) -> tuple[Params, Path, bool]:
-    parser = _parser()
+    harness.add_common_args(parser, retries=2)
     args = parser.parse_args(argv)
-    if args.snapshot is not None:
-        if args.project_root != servers.PROJECT_ROOT:
-            parser.error("--snapshot and --project-root exclude each other")
-        destination = Path(tempfile.mkdtemp(prefix="hookrunner-src-"))
-        try:
-            args.project_root = machine.make_snapshot(
-                servers.PROJECT_ROOT, args.snapshot, destination
-            )
-        except (ValueError, subprocess.CalledProcessError) as exc:
-            parser.error(f"--snapshot {args.snapshot}: {exc}")
     for name in ("duration", "warmup", "rate", "rate_duration"):
         if not 0 < getattr(args, name) <= 600:
             parser.error(f"--{name.replace('_', '-')} must be in (0, 600]")
@@ -128,9 +97,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, Path, bool]:
         parser.error("--connections must be 1..2000 and --threads 1..connections")
     if not 1 <= args.rounds <= 10 or not 64 <= args.body_bytes <= 512 * 1024:
         parser.error("--rounds must be 1..10 and --body-bytes 64..524288")
-    if not (args.project_root / "gunicorn.conf.py").is_file():
-        parser.error(f"--project-root {args.project_root} has no gunicorn.conf.py")
-    params = Params(
+    return Params(
+        common=harness.parse_common(parser, args, "ingest"),
         duration=args.duration,
         warmup=args.warmup,
         connections=args.connections,
@@ -139,17 +107,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, Path, bool]:
         rate_duration=args.rate_duration,
         body_bytes=args.body_bytes,
         rounds=args.rounds,
-        pin=not args.no_pin,
-        project_root=args.project_root.resolve(),
-        py_spy=args.py_spy,
         engine=args.engine == "on",
-        quiet_wait=max(0.0, min(args.quiet_wait, 600.0)),
-        snapshot=args.snapshot,
-        retries=max(0, min(args.retries, 10)),
     )
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    output = args.output or RESULTS_DIR / f"ingest-{stamp}.json"
-    return params, output, args.keep_tmp
 
 
 def target_path(name: str) -> str:
@@ -161,10 +120,11 @@ def target_path(name: str) -> str:
 
 @contextmanager
 def serve(workdir: Path, name: str, app: str | None, params: Params) -> Iterator[servers.Server]:
-    server_cpu, _ = harness.choose_cpus(params.pin)
+    common = params.common
+    server_cpu, _ = harness.choose_cpus(common.pin)
     env = params.server_env if app is None else {}
     with servers.gunicorn(
-        workdir, name, app, server_cpu, params.project_root, params.engine, env
+        workdir, name, app, server_cpu, common.root, params.engine, env
     ) as server:
         if app is None:
             servers.create_trigger(server)
@@ -192,7 +152,7 @@ def run_phase(
         threads=params.threads,
         connections=params.connections,
         duration_s=duration,
-        cpu=harness.choose_cpus(params.pin)[1],
+        cpu=harness.choose_cpus(params.common.pin)[1],
     )
     return loadgen.run_load(spec, workdir / "wrk.log")
 
@@ -230,8 +190,8 @@ def saturate(
             params,
             template,
         )
-        profile = params.py_spy if name == "hookrunner" else None
-        waited = quiet(server, params)
+        profile = params.common.py_spy if name == "hookrunner" else None
+        waited = harness.quiet([server.process.pid], params.common.quiet_wait)
         before = machine.cpu_sample([server.process.pid])
         workers = harness.worker_pids(server)  # one: sample it; several: the arbiter's tree
         pid = workers[0] if len(workers) == 1 else server.process.pid
@@ -269,7 +229,7 @@ def fixed_rate(
     items = list(signing.deliveries(template, math.ceil(params.rate * params.rate_duration)))
     with serve(workdir, f"hookrunner-fixed-r{round_no}", None, params) as server:
         loadgen.run_fixed_rate(server.host, server.port, path, warm_items, params.rate, 1.0)
-        waited = quiet(server, params)
+        waited = harness.quiet([server.process.pid], params.common.quiet_wait)
         before = machine.cpu_sample([server.process.pid])
         outcome = loadgen.run_fixed_rate(
             server.host, server.port, path, items, params.rate, params.rate_duration
@@ -284,17 +244,13 @@ def fixed_rate(
     return result
 
 
-def quiet(server: servers.Server, params: Params) -> float:
-    return harness.quiet([server.process.pid], params.quiet_wait)
-
-
 def durability(db_path: Path, result: dict[str, Any], phases: tuple[str, ...]) -> dict[str, Any]:
     """Every 202 the clients saw must be a committed delivery and execution (any status).
 
     The database may hold a few more: requests in flight when a wrk run stopped, and
     the fixed-rate warm-up, whose 202s are not counted here.
     """
-    rows = servers.count_rows(db_path)
+    rows = store.count_rows(db_path)
     acknowledged = sum(result[phase]["statuses"].get(str(EXPECTED_STATUS), 0) for phase in phases)
     accepted = rows["deliveries"].get("accepted", 0)
     executions = sum(rows["executions"].values())
@@ -318,18 +274,12 @@ def _load_problems(phase: str, data: dict[str, Any]) -> list[str]:
         problems.append(f"{phase}: socket errors {errors}")
     if data.get("wrapped"):
         problems.append(f"{phase}: request pool exhausted, ids repeated")
-    if data.get("foreign_cpus", 0) > FOREIGN_CPU_LIMIT:
-        problems.append(
-            f"{phase}: other processes used {data['foreign_cpus']:.2f} CPUs during the run"
-        )
-    return problems
+    busy = harness.run_flags(data.get("foreign_cpus"), None, False)
+    return problems + [f"{phase}: {problem}" for problem in busy]
 
 
 def _server_problems(where: str, part: dict[str, Any]) -> list[str]:
-    problems: list[str] = []
-    notable = (part.get("server_log") or {}).get("notable")
-    if notable:
-        problems.append(f"{where} logged non-INFO lines, e.g. {notable[0][:160]}")
+    problems = harness.run_flags(None, part.get("server_log"), False, where)
     if (part.get("durability") or {}).get("all_acknowledged_recorded") is False:
         problems.append(f"{where}: acknowledged deliveries missing from the database")
     return problems
@@ -428,41 +378,42 @@ def print_report(rounds: list[dict[str, dict[str, Any]]], summary: dict[str, Any
         )
     verdict = "met" if summary["fixed_rate_p99_met"] else "NOT met"
     print(f"fixed-rate p99 target < {FIXED_P99_TARGET_MS:.0f} ms: {verdict}")
-    for pair in rounds:
-        for target in TARGETS:
-            for problem in pair[target]["flags"]:
-                print(f"FLAG {target} round {pair[target]['round']}: {problem}")
+    harness.print_flags(rounds)
 
 
 # --- main --------------------------------------------------------------------------------
 
 
 def run_round(
-    round_no: int, workdir: Path, params: Params, template: signing.BodyTemplate, output: Path
+    round_no: int, workdir: Path, params: Params, template: signing.BodyTemplate
 ) -> dict[str, dict[str, Any]]:
     """bare and hookrunner at saturation (order alternates per round), then the fixed rate."""
-    order = TARGETS if round_no % 2 else tuple(reversed(TARGETS))
-    profile_path = output.with_name(f"{output.stem}-r{round_no}-hookrunner.pyspy.txt")
-    pair: dict[str, dict[str, Any]] = {}
-    for target in order:
-        pair[target] = harness.with_retries(
-            f"round {round_no}: {target} at saturation",
-            partial(saturate, target, round_no, workdir, params, template, profile_path),
-            lambda result: result["main"]["foreign_cpus"],
-            params.retries,
-        )
+    profile_path = params.common.profile(f"-r{round_no}-hookrunner")
+
+    def measure(round_no: int, target: str) -> dict[str, Any]:
+        return saturate(target, round_no, workdir, params, template, profile_path)
+
+    pair = harness.measure_round(
+        round_no,
+        TARGETS,
+        measure,
+        lambda result: result["main"]["foreign_cpus"],
+        params.common.retries,
+    )
     pair["hookrunner"]["fixed_rate"] = harness.with_retries(
         f"round {round_no}: hookrunner at {params.rate:g} req/s",
         partial(fixed_rate, round_no, workdir, params, template),
         lambda result: result["foreign_cpus"],
-        params.retries,
+        params.common.retries,
     )
     for result in pair.values():
         result["flags"] = flags(result)
     return pair
 
 
-def run(params: Params, output: Path, keep_tmp: bool) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> int:
+    params = parse_args(argv)
+    common = params.common
     if loadgen.wrk_path() is None:
         print(
             "wrk not found: install it with\n    "
@@ -470,43 +421,28 @@ def run(params: Params, output: Path, keep_tmp: bool) -> dict[str, Any]:
             "generator; its numbers are not comparable with wrk runs.",
             file=sys.stderr,
         )
-    workdir = Path(tempfile.mkdtemp(prefix="hookrunner-bench-"))
     template = signing.make_template(params.body_bytes)
-    described = machine.describe(workdir, params.project_root)  # before pinning this process
-    cpus = harness.choose_cpus(params.pin)
-    harness.pin_self(cpus[1])  # this process drives the fixed-rate test
-    try:
-        rounds = [
-            run_round(round_no, workdir, params, template, output)
-            for round_no in range(1, params.rounds + 1)
-        ]
-        trigger = servers.TRIGGER_DOCUMENT | {"auth": {"scheme": "github", "secrets": ["***"]}}
-        results: dict[str, Any] = {
+    with harness.workspace(common) as workdir:
+        described = machine.describe(workdir, common.root)  # before pinning this process
+        cpus = harness.choose_cpus(common.pin)
+        harness.pin_self(cpus[1])  # this process drives the fixed-rate test
+        rounds = [run_round(n, workdir, params, template) for n in range(1, params.rounds + 1)]
+    summary = summarise(rounds)
+    print_report(rounds, summary)
+    trigger = signing.TRIGGER_DOCUMENT | {"auth": {"scheme": "github", "secrets": ["***"]}}
+    harness.write_results(
+        common.name,
+        common.output,
+        {
             "machine": described,
-            "params": {**params.__dict__, "project_root": str(params.project_root)},
+            "params": asdict(params),
             "trigger": trigger,
             "body_bytes_actual": len(template.body("0" * 36)),
             "pinning": dict(zip(("server_cpu", "client_cpu"), cpus, strict=True)),
             "rounds": rounds,
-            "summary": summarise(rounds),
-        }
-    finally:
-        if keep_tmp:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-            if params.snapshot is not None:
-                shutil.rmtree(params.project_root, ignore_errors=True)
-    print_report(rounds, results["summary"])
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nresults: {output}")
-    return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    params, output, keep_tmp = parse_args(argv)
-    run(params, output, keep_tmp)
+            "summary": summary,
+        },
+    )
     return 0
 
 

@@ -15,7 +15,6 @@ import argparse
 import dataclasses
 import statistics
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ def params(args: argparse.Namespace, common: harness.Common, pin: bool) -> inges
     if not 1 <= args.rounds <= 5 or not 1 <= args.duration <= 60 or not 1 <= args.warmup <= 30:
         raise SystemExit("--rounds must be 1..5, --duration 1..60 s and --warmup 1..30 s")
     return ingest.Params(
+        common=dataclasses.replace(common, pin=pin and common.pin),
         duration=args.duration,
         warmup=args.warmup,
         connections=max(1, min(args.connections, 1000)),
@@ -43,13 +43,7 @@ def params(args: argparse.Namespace, common: harness.Common, pin: bool) -> inges
         rate_duration=10,
         body_bytes=1024,
         rounds=args.rounds,
-        pin=pin and common.pin,
-        project_root=common.root,
-        py_spy=common.py_spy,
         engine=False,
-        quiet_wait=common.quiet_wait,
-        snapshot=common.snapshot,
-        retries=common.retries,
     )
 
 
@@ -57,7 +51,6 @@ def run(
     base: ingest.Params,
     variants: dict[str, dict[str, str]],
     workdir: Path,
-    output: Path,
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, dict[str, Any]]]:
     """Every variant once per round (rotating order); each result as ``ingest.saturate``'s.
@@ -65,37 +58,24 @@ def run(
     ``on_result`` is called with each attempt's result as soon as its server has stopped.
     """
     template = signing.make_template(base.body_bytes)
-    names = list(variants)
-    rounds = []
-    for round_no in range(1, base.rounds + 1):
-        shift = (round_no - 1) % len(names)
-        results: dict[str, dict[str, Any]] = {}
-        for name in names[shift:] + names[:shift]:
-            variant = dataclasses.replace(base, server_env=variants[name])
-            profile = output.with_name(f"{output.stem}-r{round_no}-{name}.pyspy.txt")
-            label = f"{name}-r{round_no}"
-            saturate = partial(
-                ingest.saturate, "hookrunner", round_no, workdir, variant, template, profile, label
-            )
-            results[name] = harness.with_retries(
-                f"round {round_no}: {name}",
-                partial(_attempt, saturate, on_result),
-                lambda result: result["main"]["foreign_cpus"],
-                base.retries,
-            )
-            results[name]["flags"] = ingest.flags(results[name])
-        rounds.append(results)
-    return rounds
 
+    def measure(round_no: int, name: str) -> dict[str, Any]:
+        variant = dataclasses.replace(base, server_env=variants[name])
+        profile = base.common.profile(f"-r{round_no}-{name}")
+        label = f"{name}-r{round_no}"
+        result = ingest.saturate("hookrunner", round_no, workdir, variant, template, profile, label)
+        if on_result is not None:
+            on_result(result)
+        result["flags"] = ingest.flags(result)
+        return result
 
-def _attempt(
-    saturate: Callable[[], dict[str, Any]],
-    on_result: Callable[[dict[str, Any]], None] | None,
-) -> dict[str, Any]:
-    result = saturate()
-    if on_result is not None:
-        on_result(result)
-    return result
+    def foreign(result: dict[str, Any]) -> float:
+        return float(result["main"]["foreign_cpus"])
+
+    return [
+        harness.measure_round(round_no, list(variants), measure, foreign, base.common.retries)
+        for round_no in range(1, base.rounds + 1)
+    ]
 
 
 def summarise(rounds: list[dict[str, dict[str, Any]]], baseline: str) -> dict[str, Any]:
@@ -124,7 +104,4 @@ def print_rounds(rounds: list[dict[str, dict[str, Any]]], baseline: str) -> None
                 f"{index:>5} {name:<18} {main['rps']:>9.1f} {main['rps'] / base_rps:>14.1%}"
                 f" {main['foreign_cpus']:>8.2f}"
             )
-    for results in rounds:
-        for name, result in results.items():
-            for problem in result["flags"]:
-                print(f"FLAG {name} round {result['round']}: {problem}")
+    harness.print_flags(rounds)

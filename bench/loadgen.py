@@ -70,11 +70,6 @@ class LoadResult:
     pool: int
     raw: dict[str, Any] = field(default_factory=dict)
 
-    def non_expected(self, expected: int) -> int:
-        """Responses other than ``expected`` plus socket errors."""
-        other = sum(n for code, n in self.statuses.items() if code != str(expected))
-        return other + sum(self.socket_errors.values())
-
     @property
     def little_mean_ms(self) -> float:
         """Observed mean latency by Little's law: connections kept busy / throughput."""
@@ -226,47 +221,22 @@ def _send(
 def run_python_closed_loop(spec: LoadSpec) -> LoadResult:
     """Closed loop with one thread per connection (capped at 64) until the deadline."""
     items = read_pool(spec.pool, spec.template)
-    tally = _Tally()
-    next_index = iter(range(len(items)))
-    index_lock = threading.Lock()
-    deadline = time.perf_counter() + spec.duration_s
-
-    def client() -> None:
-        conn = http.client.HTTPConnection(spec.host, spec.port, timeout=10)
-        while time.perf_counter() < deadline:
-            with index_lock:
-                index = next(next_index, None)
-            if index is None:
-                return
-            started = time.perf_counter()
-            try:
-                conn, status = _send(conn, spec.host, spec.port, spec.path, items[index])
-            except (OSError, http.client.HTTPException) as exc:
-                tally.error(exc)
-                conn.close()
-                conn = http.client.HTTPConnection(spec.host, spec.port, timeout=10)
-                continue
-            tally.record(status, time.perf_counter() - started)
-        conn.close()
-
+    connections = min(spec.connections, 64)
     started = time.perf_counter()
-    workers = [threading.Thread(target=client) for _ in range(min(spec.connections, 64))]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=spec.duration_s + 30)
+    outcome = run_count(
+        spec.host, spec.port, spec.path, items, connections, timeout_s=spec.duration_s
+    )
     elapsed = time.perf_counter() - started
-    count = len(tally.latencies)
     return LoadResult(
         tool="python-closed-loop",
         latency_kind="observed",
-        connections=len(workers),
-        requests=count,
+        connections=connections,
+        requests=len(outcome.answers),
         duration_s=round(elapsed, 3),
-        rps=round(count / elapsed, 1),
-        latency_ms=percentiles_ms(tally.latencies),
-        statuses=dict(tally.statuses),
-        socket_errors=dict(tally.errors),
+        rps=round(len(outcome.answers) / elapsed, 1),
+        latency_ms=percentiles_ms([a.done_at - a.sent_at for a in outcome.answers]),
+        statuses=outcome.statuses(),
+        socket_errors=outcome.errors,
         wrapped=0,
         pool=len(items),
     )

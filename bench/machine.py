@@ -73,25 +73,23 @@ def filesystem_of(path: Path) -> str:
     return fstype
 
 
-def wrk_version() -> str | None:
+def command_output(*argv: str, timeout: float = 10) -> subprocess.CompletedProcess[str] | None:
+    """A short command's exit status and output (text), or None if it could not run."""
     try:
-        completed = subprocess.run(
-            ["wrk", "--version"], capture_output=True, text=True, timeout=5, check=False
-        )
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    first = (completed.stdout + completed.stderr).strip().splitlines()
+
+
+def wrk_version() -> str | None:
+    done = command_output("wrk", "--version", timeout=5)
+    first = (done.stdout + done.stderr).strip().splitlines() if done else []
     return first[0] if first else None
 
 
 def _git(root: Path, *args: str) -> str | None:
-    try:
-        completed = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return completed.stdout.strip() if completed.returncode == 0 else None
+    done = command_output("git", "-C", str(root), *args)
+    return done.stdout.strip() if done and done.returncode == 0 else None
 
 
 def code_under_test(root: Path) -> dict[str, Any]:

@@ -5,7 +5,7 @@ its measured run and writes ``<output>-r<N>-hookrunner.pyspy.txt``. This prints
 the share of samples in which each function is on the stack (inclusive) and at
 the top (self), for the functions that matter most::
 
-    python bench/pyspy_top.py bench/results/ingest-...-hookrunner.pyspy.txt [--top 40]
+    python bench/pyspy_top.py bench/out/ingest-...-hookrunner.pyspy.txt [--top 40]
 
 ``--by-package`` instead charges each sample to the innermost frame that is not
 the standard library (``sentry_sdk``, ``app``, ``gunicorn``, ``flask`` ...): a

@@ -33,16 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     base = ingest_variants.params(args, common, pin=False)
     with harness.workspace(common) as workdir:
         described = machine.describe(workdir, common.root)
-        rounds = ingest_variants.run(base, VARIANTS, workdir, common.output)
+        rounds = ingest_variants.run(base, VARIANTS, workdir)
     summary = ingest_variants.summarise(rounds, BASELINE)
     ingest_variants.print_rounds(rounds, BASELINE)
     ratio = summary["variants"]["2-workers"]["ratio"]
     print(f"\n2 workers / 1 worker (median): {ratio:.2f}x (server, wrk and client share 2 CPUs)")
     harness.write_results(
+        common.name,
         common.output,
         {
             "machine": described,
-            "params": {k: str(v) for k, v in vars(args).items()} | {"output": str(common.output)},
+            "params": harness.params(args, common.output),
             "variants": VARIANTS,
             "pinning": None,
             "rounds": rounds,

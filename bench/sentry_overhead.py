@@ -5,7 +5,7 @@ alternating order per round, see ``ingest_variants.py``):
 
 * ``no-dsn``: ``SENTRY_DSN`` empty (the SDK is not initialised) - the baseline;
 * ``dsn-traces-0``: a DSN pointing at a local fake Sentry ingest
-  (``fake_sentry.py``, a thread of this process on 127.0.0.1),
+  (``tests/fake_sentry.py``, a thread of this process on 127.0.0.1),
   ``SENTRY_TRACES_SAMPLE_RATE=0``: the SDK and its Flask integration are on,
   no transactions are sent;
 * ``dsn-traces-<r>`` (``--traces-rate``, default 0.1): the same, with that share
@@ -25,10 +25,11 @@ import argparse
 import sys
 from typing import Any
 
-import fake_sentry
 import harness
 import ingest_variants
 import machine
+
+from tests.fake_sentry import Collector, fake_sentry
 
 TARGET = 0.85
 BASELINE = "no-dsn"
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     common = harness.parse_common(parser, args, "sentry-overhead")
     base = ingest_variants.params(args, common, pin=True)
     harness.pin_self(harness.choose_cpus(common.pin)[1])
-    with harness.workspace(common) as workdir, fake_sentry.fake_sentry() as (collector, dsn):
+    with harness.workspace(common) as workdir, fake_sentry() as (collector, dsn):
         described = machine.describe(workdir, common.root)
         variants = {
             BASELINE: {"SENTRY_DSN": ""},
@@ -55,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 "SENTRY_TRACES_SAMPLE_RATE": f"{args.traces_rate:g}",
             },
         }
-        counted = CountingVariants(collector)
-        rounds = ingest_variants.run(base, variants, workdir, common.output, counted.after)
+        rounds = ingest_variants.run(base, variants, workdir, Counting(collector).after)
     summary = ingest_variants.summarise(rounds, BASELINE)
     ingest_variants.print_rounds(rounds, BASELINE)
     print()
@@ -65,12 +65,20 @@ def main(argv: list[str] | None = None) -> int:
         if name != BASELINE:
             print(harness.ratio_verdict(f"{name} / {BASELINE} (median)", variant["ratio"], TARGET))
     summary |= {"target": TARGET, "worst_ratio": worst, "met": worst >= TARGET}
+    shown = {
+        name: {
+            k: ("http://publickey@127.0.0.1:<port>/42" if k == "SENTRY_DSN" and v else v)
+            for k, v in env.items()
+        }
+        for name, env in variants.items()
+    }
     harness.write_results(
+        common.name,
         common.output,
         {
             "machine": described,
-            "params": {k: str(v) for k, v in vars(args).items()} | {"output": str(common.output)},
-            "variants": {name: _shown(env) for name, env in variants.items()},
+            "params": harness.params(args, common.output),
+            "variants": shown,
             "rounds": rounds,
             "summary": summary,
         },
@@ -78,17 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _shown(env: dict[str, str]) -> dict[str, str]:
-    return {
-        k: ("http://publickey@127.0.0.1:<port>/42" if k == "SENTRY_DSN" and v else v)
-        for k, v in env.items()
-    }
-
-
-class CountingVariants:
+class Counting:
     """Attaches what the collector received during each run to that run's result."""
 
-    def __init__(self, collector: fake_sentry.Collector) -> None:
+    def __init__(self, collector: Collector) -> None:
         self.collector = collector
         self.seen = collector.summary()
 

@@ -1,49 +1,37 @@
-"""Start, check and stop the Gunicorn servers that bench/ingest.py measures.
+"""The servers the benchmarks measure: Hookrunner or the bare app under Gunicorn, adnanh/webhook.
 
-Both targets run ``python -m gunicorn -c gunicorn.conf.py`` from the project
-root with the same environment (one gevent worker, ``LOG_LEVEL=INFO``, JSON
-logs, scheduler off, a temp SQLite file). The bare target adds the positional
-app argument ``bench.bare_app:app``, which overrides the config's
-``wsgi_app``; :func:`check_bare_override` proves it by asking for
+Gunicorn is started and stopped by ``tests/server.py``, the helper the test
+suite uses too. Every benchmark server runs ``python -m gunicorn -c
+gunicorn.conf.py`` from the source tree measured with the same environment (one
+gevent worker, ``LOG_LEVEL=INFO``, JSON logs, scheduler off, a temp SQLite
+file, no settings leaking in from the developer's environment). The bare target
+adds the positional app argument ``bench.bare_app:app``, which overrides the
+config's ``wsgi_app``; :func:`check_bare_override` proves it by asking for
 Hookrunner's ``/readyz`` (404 on the bare app). Server output goes to a file.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import secrets
-import signal
-import socket
-import sqlite3
 import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signing import SECRET, TRIGGER
+import harness  # puts the project root on sys.path, for tests.server
+import machine
+from signing import TRIGGER_DOCUMENT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from tests.server import free_port, http_request, readyz, start_gunicorn, stop, wait_ready
+
 BARE_APP = "bench.bare_app:app"
 # Variables that would let a developer's settings leak into the measurement.
 _SCRUBBED = ("SENTRY_DSN", "MAX_BODY_BYTES", "SQLITE_SYNCHRONOUS", "LOG_FORMAT", "GUNICORN_BIND")
-
-
-@dataclass(frozen=True)
-class Server:
-    name: str
-    process: subprocess.Popen[bytes]
-    host: str
-    port: int
-    log_path: Path
-    db_path: Path
-    admin_token: str
 
 
 @dataclass(frozen=True)
@@ -57,98 +45,45 @@ class Peer:
     log_path: Path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@dataclass(frozen=True)
+class Server(Peer):
+    """Hookrunner (or the bare app) under Gunicorn."""
+
+    db_path: Path
+    admin_token: str
 
 
 def request(
-    server: Server | Peer,
+    server: Peer,
     method: str,
     path: str,
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+    return http_request(server.port, method, path, body, headers)
 
 
-def server_env(
-    db_path: Path,
-    port: int,
-    admin_token: str,
-    root: Path,
-    engine: bool,
-    extra: dict[str, str] | None = None,
-) -> dict[str, str]:
+def bare_ready(port: int) -> bool:
+    return (
+        http_request(port, "POST", "/bare", b"{}", {"Content-Type": "application/json"})[0] == 202
+    )
+
+
+def server_env(root: Path, admin_token: str, engine: bool) -> dict[str, str]:
     """The same environment for both targets; ``root`` first on the path, then this checkout.
 
     ``engine`` sets ``ENGINE_ENABLED``: off, the worker only ingests (queued
-    executions stay queued); on, it also runs them, in the same process. ``extra``
-    (e.g. ``SENTRY_DSN``, ``GUNICORN_WORKERS``, ``EXECUTION_POOL_SIZE``) is applied last.
+    executions stay queued); on, it also runs them, in the same process.
     """
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
-    env |= {
+    return {
         "ENGINE_ENABLED": "1" if engine else "0",
-        "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(root), str(PROJECT_ROOT)])),
-        "DATABASE_URL": f"sqlite:///{db_path}",
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(root), str(harness.PROJECT_ROOT)])),
         "ADMIN_TOKEN": admin_token,
-        "SCHEDULER_ENABLED": "0",
         "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "json",
         "SENTRY_DSN": "",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
     }
-    return env | (extra or {})
-
-
-def _pin_to(cpu: int | None) -> Callable[[], None] | None:
-    if cpu is None:
-        return None
-    return lambda: os.sched_setaffinity(0, {cpu})
-
-
-def _wait_ready(
-    server: Server | Peer, ready: Callable[[Server | Peer], bool], timeout_s: float = 30
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited early; see {server.log_path}")
-        try:
-            if ready(server):
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{server.name} not ready in {timeout_s} s; see {server.log_path}")
-
-
-def hookrunner_ready(server: Server | Peer) -> bool:
-    return request(server, "GET", "/readyz")[0] == 200
-
-
-def bare_ready(server: Server | Peer) -> bool:
-    headers = {"Content-Type": "application/json"}
-    return request(server, "POST", "/bare", b"{}", headers)[0] == 202
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @contextmanager
@@ -157,7 +92,7 @@ def gunicorn(
     name: str,
     app: str | None,
     cpu: int | None,
-    root: Path = PROJECT_ROOT,
+    root: Path = harness.PROJECT_ROOT,
     engine: bool = False,
     env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
@@ -165,32 +100,44 @@ def gunicorn(
 
     ``root`` is the source tree served (this checkout, or a ``git archive`` snapshot
     of a commit, so that edits in progress do not change what is measured). ``env``
-    overrides variables of :func:`server_env`.
+    (e.g. ``SENTRY_DSN``, ``GUNICORN_WORKERS``, ``EXECUTION_POOL_SIZE``) overrides
+    variables of :func:`server_env`.
     """
     base, attempt = name, 1
     while (workdir / f"{name}.db").exists() or (workdir / f"{name}-server.log").exists():
         attempt += 1  # a retry: a fresh database, never the previous attempt's
         name = f"{base}-a{attempt}"
-    port = free_port()
-    db_path = workdir / f"{name}.db"
-    log_path = workdir / f"{name}-server.log"
-    token = secrets.token_urlsafe(32)
-    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *([app] if app else [])]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=root,
-            env=server_env(db_path, port, token, root, engine, env),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_pin_to(cpu),  # this process starts no threads before the servers
-        )
-    server = Server(name, process, "127.0.0.1", port, log_path, db_path, token)
+    port, token = free_port(), secrets.token_urlsafe(32)
+    db_path, log_path = workdir / f"{name}.db", workdir / f"{name}-server.log"
+    process = start_gunicorn(
+        db_path,
+        port,
+        log_path,
+        server_env(root, token, engine) | (env or {}),
+        base_env={k: v for k, v in os.environ.items() if k not in _SCRUBBED},
+        root=root,
+        app=app,
+        cpu=cpu,
+        ready=bare_ready if app else readyz,
+    )
     try:
-        _wait_ready(server, bare_ready if app else hookrunner_ready)
-        yield server
+        yield Server(name, process, "127.0.0.1", port, log_path, db_path, token)
     finally:
-        _stop(process)
+        stop(process)
+
+
+def check_bare_override(server: Server) -> bool:
+    """True when the bare server is really the bare app (Hookrunner would answer /readyz)."""
+    return request(server, "GET", "/readyz")[0] == 404 and bare_ready(server.port)
+
+
+def create_trigger(server: Server, document: dict[str, Any] | None = None) -> None:
+    """Create ``document`` (default :data:`signing.TRIGGER_DOCUMENT`) through the admin API."""
+    headers = {"Authorization": f"Bearer {server.admin_token}", "Content-Type": "application/json"}
+    body = json.dumps(document or TRIGGER_DOCUMENT).encode()
+    status, answer = request(server, "POST", "/admin/triggers", body, headers)
+    if status != 201:
+        raise RuntimeError(f"creating the trigger failed: {status} {answer[:300]!r}")
 
 
 # --- adnanh/webhook (Debian package `webhook`), the peer of bench/dispatch.py -------------
@@ -200,17 +147,8 @@ WEBHOOK_INSTALL_HINT = "apt-get update && apt-get install -y webhook"
 
 
 def webhook_version() -> str | None:
-    try:
-        completed = subprocess.run(
-            [WEBHOOK_BINARY, "-version"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return (completed.stdout + completed.stderr).strip() or None
-
-
-def _any_answer(server: Server | Peer) -> bool:
-    return request(server, "GET", "/")[0] < 500
+    done = machine.command_output(WEBHOOK_BINARY, "-version", timeout=5)
+    return (done.stdout + done.stderr).strip() or None if done else None
 
 
 @contextmanager
@@ -229,42 +167,21 @@ def adnanh_webhook(
     command = [WEBHOOK_BINARY, "-hooks", str(hooks_path), "-ip", "127.0.0.1", "-port", str(port)]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            command, cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_pin_to(cpu)
+            command,
+            cwd=workdir,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=None if cpu is None else lambda: os.sched_setaffinity(0, {cpu}),
         )
-    peer = Peer(name, process, "127.0.0.1", port, log_path)
     try:
-        _wait_ready(peer, _any_answer)
-        yield peer
+        wait_ready(process, port, log_path, lambda p: http_request(p, "GET", "/")[0] < 500)
+        yield Peer(name, process, "127.0.0.1", port, log_path)
     finally:
-        _stop(process)
+        stop(process)
 
 
-def check_bare_override(server: Server) -> bool:
-    """True when the bare server is really the bare app (Hookrunner would answer /readyz)."""
-    return request(server, "GET", "/readyz")[0] == 404 and bare_ready(server)
-
-
-# The trigger every Hookrunner run uses. queue_max is raised from its default (100) to the
-# schema's maximum so that no unique delivery is refused 429 queue_full during a run: the
-# benchmark measures the accepted path.
-TRIGGER_DOCUMENT: dict[str, Any] = {
-    "name": TRIGGER,
-    "auth": {"scheme": "github", "secrets": [SECRET]},
-    "action": {"type": "command", "argv": ["/bin/true"]},
-    "concurrency": {"max": 1, "on_busy": "queue", "queue_max": 100_000},
-}
-
-
-def admin_headers(server: Server) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.admin_token}", "Content-Type": "application/json"}
-
-
-def create_trigger(server: Server, document: dict[str, Any] | None = None) -> None:
-    """Create ``document`` (default :data:`TRIGGER_DOCUMENT`) through the admin API."""
-    body = json.dumps(document or TRIGGER_DOCUMENT).encode()
-    status, answer = request(server, "POST", "/admin/triggers", body, admin_headers(server))
-    if status != 201:
-        raise RuntimeError(f"creating the trigger failed: {status} {answer[:300]!r}")
+# --- after a run ---------------------------------------------------------------------------
 
 
 def analyse_log(log_path: Path, samples: int = 5) -> dict[str, Any]:
@@ -308,17 +225,3 @@ def analyse_log(log_path: Path, samples: int = 5) -> dict[str, Any]:
         "unparsed_lines": unparsed,
         "notable": notable,
     }
-
-
-def count_rows(db_path: Path) -> dict[str, dict[str, int]]:
-    """Deliveries by outcome and executions by status in a stopped server's database."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        deliveries = conn.execute("SELECT outcome, count(*) FROM deliveries GROUP BY outcome")
-        executions = conn.execute("SELECT status, count(*) FROM executions GROUP BY status")
-        return {
-            "deliveries": {str(k): int(v) for k, v in deliveries.fetchall()},
-            "executions": {str(k): int(v) for k, v in executions.fetchall()},
-        }
-    finally:
-        conn.close()

@@ -24,14 +24,12 @@ import os
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import harness
 import loadgen
 import machine
-import servers
 
 _CHILD = """
 import sys
@@ -94,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ballast-mb", type=int, default=30, help="extra heap, so RSS is near the worker's 60 MB"
     )
-    parser.add_argument("--output", type=Path, default=None)
+    harness.add_output_arg(parser)
     args = parser.parse_args(argv)
     runs = max(10, min(args.runs, 2000))
     cpu = None if args.cpu < 0 else args.cpu
@@ -117,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         f"gevent / stdlib: call -> exec {ratios['exec_p50']:.1f}x, CPU {ratios['cpu']:.1f}x,"
         f" runs/s {ratios['runs_per_s']:.1%}"
     )
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    output = args.output or harness.RESULTS_DIR / f"spawn-cost-{stamp}.json"
-    described = machine.describe(Path(tempfile.gettempdir()), servers.PROJECT_ROOT)
+    output = harness.output_path("spawn-cost", args.output)
+    described = machine.describe(Path(tempfile.gettempdir()), harness.PROJECT_ROOT)
     harness.write_results(
+        "spawn-cost",
         output,
         {
             "machine": described,

@@ -23,11 +23,11 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import loadgen
+import store
 
 
 @dataclass
@@ -124,10 +124,6 @@ def events(chunks: list[tuple[float, bytes]]) -> tuple[int, list[tuple[float, di
     return status, found
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
 def analyse(subscribers: list[Subscriber], expected: int) -> dict[str, Any]:
     """Latency of every log event, events per subscriber, and how long each fan-out took."""
     total, since_stored, printed_to_stored = [], [], []
@@ -147,7 +143,7 @@ def analyse(subscribers: list[Subscriber], expected: int) -> dict[str, Any]:
             data = json.loads(fields["data"])
             seqs.append(int(data["seq"]))
             per_seq.setdefault(int(data["seq"]), []).append(arrived)
-            stored = _epoch(data["ts"])
+            stored = store.epoch(data["ts"])
             try:
                 printed = float(data["line"])
             except ValueError:

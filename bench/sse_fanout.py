@@ -113,7 +113,7 @@ def run(
             result["worker_connected"] = harness.memory(worker)
             result["quiet_waited_s"] = harness.quiet([server.process.pid], common.quiet_wait)
             before = machine.cpu_sample([server.process.pid, client.pid])
-            profile = common.output.with_name(f"{common.output.stem}.pyspy.txt")
+            profile = common.profile("")
             with harness.profiling(common.py_spy, worker, profile) as profiled:
                 go_file.touch()
                 client.wait(timeout=args.timeout + 30)
@@ -135,6 +135,9 @@ def run(
         result["execution"] = {"id": execution_id, "status": row[0], "stored_lines": row[1]}
     result["client"] = json.loads(out.read_text()) if out.exists() else None
     result["server_log"] = servers.analyse_log(server.log_path)
+    result["flags"] = harness.run_flags(
+        result["foreign_cpus"], result["server_log"], bool(result["profile"])
+    )
     return result
 
 
@@ -166,12 +169,8 @@ def print_run(result: dict[str, Any], lines: int) -> None:
             f"{moment:<17} RSS {memory['vmrss_kib'] / 1024:>7.1f} MiB, peak"
             f" {memory['vmhwm_kib'] / 1024:>7.1f} MiB, {memory['open_fds']} fds"
         )
-    if result["foreign_cpus"] > harness.FOREIGN_CPU_LIMIT:
-        print(f"FLAG other processes used {result['foreign_cpus']:.2f} CPUs")
-    if result["server_log"]["notable"]:
-        print(f"FLAG server logged non-INFO lines, e.g. {result['server_log']['notable'][0][:160]}")
-    if result["profile"]:
-        print("FLAG sampled by py-spy")
+    for problem in result["flags"]:
+        print(f"FLAG {problem}")
 
 
 def p99(result: dict[str, Any] | None) -> float | None:
@@ -241,12 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     verdict = "met" if summary["met"] else "NOT met"
     print(f"target {args.subscribers} subscribers, p99 < {P99_TARGET_MS:.0f} ms: {verdict}")
-    params = {k: v for k, v in vars(args).items() if k != "project_root"}
     harness.write_results(
+        common.name,
         common.output,
         {
             "machine": described,
-            "params": params | {"output": str(common.output)},
+            "params": harness.params(args, common.output),
             "baseline": baseline,
             "result": runs[-1],
             "summary": summary,

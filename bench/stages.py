@@ -28,7 +28,7 @@ batches; the median batch is reported (and the best, to show the noise). The
 slow stages are also timed call by call (p50/p99/max): SQLite's WAL
 checkpoints show there. Usage::
 
-    python bench/stages.py [--scale 1.0] [--output bench/results/stages-<date>.json]
+    python bench/stages.py [--scale 1.0] [--output bench/out/stages-<time>.json]
     # measure a committed snapshot instead of the working tree:
     PYTHONPATH=/tmp/hr-snap python bench/stages.py
 
@@ -45,7 +45,6 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import hashlib  # noqa: E402
 import hmac  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -54,12 +53,11 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, TextIO  # noqa: E402
 
+import harness  # noqa: E402
 import machine  # noqa: E402
-import servers  # noqa: E402
 import signing  # noqa: E402
 from bare_app import app as bare_app  # noqa: E402
 from flask import Flask, jsonify  # noqa: E402
@@ -80,7 +78,6 @@ from app.triggers.registry import CompiledTrigger  # noqa: E402
 from app.triggers.schema import TriggerDocument  # noqa: E402
 from app.wiring import execution_service, trigger_registry  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 QUEUE_DEPTHS = (0, 1_000, 10_000)
 _ACCEPTED = {
     "status": "accepted",
@@ -224,7 +221,7 @@ def build_app(workdir: Path) -> tuple[Flask, TextIO]:
         if getattr(handler, "_hookrunner", False) and isinstance(handler, logging.StreamHandler):
             handler.setStream(log_file)
     with app.app_context():
-        document = TriggerDocument.model_validate(servers.TRIGGER_DOCUMENT)
+        document = TriggerDocument.model_validate(signing.TRIGGER_DOCUMENT)
         triggers_sql.insert(get_db(), document.name, "", True, document.model_dump_json())
     return app, log_file
 
@@ -430,7 +427,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=60,
         help="wait up to this many seconds for other processes to go quiet first (0 = no)",
     )
-    parser.add_argument("--output", type=Path, default=None)
+    harness.add_output_arg(parser)
     args = parser.parse_args(argv)
     if not 0.01 <= args.scale <= 20 or not 1 <= args.repeats <= 50:
         parser.error("--scale must be 0.01..20 and --repeats 1..50")
@@ -462,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     template = signing.make_template(args.body_bytes)
     workdir = Path(tempfile.mkdtemp(prefix="hookrunner-stages-"))
-    waited = machine.wait_for_quiet([], 0.05, min(max(args.quiet_wait, 0.0), 600.0))
+    waited = harness.quiet([], min(args.quiet_wait, 600.0))
     try:
         before = machine.cpu_sample([])
         results = measure(workdir, template, sizes)
@@ -471,21 +468,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(results)
-    if foreign > 0.05:
+    if foreign > harness.FOREIGN_CPU_LIMIT:
         print(f"FLAG: other processes used {foreign:.2f} CPUs during the run")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    output = args.output or RESULTS_DIR / f"stages-{stamp}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "machine": described,
-        "body_bytes": len(template.body("0" * 36)),
-        "gevent_patched": True,
-        "foreign_cpus": foreign,
-        "quiet_waited_s": waited,
-        "stages": [asdict(result) for result in results],
-    }
-    output.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"\nresults: {output}", file=sys.stderr)
+    harness.write_results(
+        "stages",
+        harness.output_path("stages", args.output),
+        {
+            "machine": described,
+            "body_bytes": len(template.body("0" * 36)),
+            "gevent_patched": True,
+            "foreign_cpus": foreign,
+            "quiet_waited_s": waited,
+            "stages": [asdict(result) for result in results],
+        },
+    )
     return 0
 
 

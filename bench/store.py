@@ -33,6 +33,17 @@ def read_only(db_path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
+def count_rows(db_path: Path) -> dict[str, dict[str, int]]:
+    """Deliveries by outcome and executions by status."""
+    with read_only(db_path) as conn:
+        deliveries = conn.execute("SELECT outcome, count(*) FROM deliveries GROUP BY outcome")
+        executions = conn.execute("SELECT status, count(*) FROM executions GROUP BY status")
+        return {
+            "deliveries": {str(k): int(v) for k, v in deliveries.fetchall()},
+            "executions": {str(k): int(v) for k, v in executions.fetchall()},
+        }
+
+
 def statuses(conn: sqlite3.Connection, trigger: str) -> dict[str, int]:
     rows = conn.execute(
         "SELECT status, count(*) FROM executions WHERE trigger = ? GROUP BY status", (trigger,)

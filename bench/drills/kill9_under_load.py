@@ -17,18 +17,20 @@ import argparse
 import hashlib
 import hmac
 import json
-import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import gunicorn_process
 import requests
+
+sys.path.append(str(Path(__file__).resolve().parents[2]))  # the server helper of tests/
+from tests.server import free_port, start_gunicorn, stop
 
 SECRET = "drill-secret"
 TOKEN = "drill-admin-token-0123456789abcdef"
@@ -42,7 +44,7 @@ def start_server(db_path: Path, port: int, workers: int, log: Path) -> subproces
         "LOG_LEVEL": "WARNING",
         "EXECUTION_LEASE_SECONDS": "5",
     }
-    return gunicorn_process.start(db_path, port, log, env)
+    return start_gunicorn(db_path, port, log, env)
 
 
 def signed(delivery: str) -> tuple[bytes, dict[str, str]]:
@@ -93,7 +95,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="hookrunner-drill-"))
     db_path, log = workdir / "drill.db", workdir / "server.log"
-    port = 18000 + os.getpid() % 1000
+    port = free_port()  # the same one for every restart
     base = f"http://127.0.0.1:{port}"
     server = start_server(db_path, port, args.workers, log)
     document = {
@@ -120,7 +122,7 @@ def main() -> int:
             target = (k + 1) * args.deliveries // (args.kills + 1)
             while len(sender.acked) < target:
                 time.sleep(0.05)
-            gunicorn_process.stop(server, signal.SIGKILL)
+            stop(server, signal.SIGKILL)
             kills_done += 1
             print(f"kill -9 #{kills_done} after {len(sender.acked)} acknowledged deliveries")
             time.sleep(0.5)
@@ -152,7 +154,7 @@ def main() -> int:
     statuses = dict(
         conn.execute("SELECT status, COUNT(*) FROM executions GROUP BY status").fetchall()
     )
-    gunicorn_process.stop(server)
+    stop(server)
 
     per_key = {key.removeprefix("delivery:"): (count, running) for key, count, running in rows}
     missing = [d for d in sender.acked if d not in per_key]

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-import gunicorn_process
+sys.path.append(str(Path(__file__).resolve().parents[2]))  # the server helper of tests/
+from tests.server import free_port, start_gunicorn, stop
 
 TOKEN = "schemathesis-admin-token-0123456789abcdef"
 
@@ -32,10 +33,10 @@ def main() -> int:
         print("schemathesis is not installed: pip install -e '.[bench]'")
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="hookrunner-sweep-"))
-    port = 19000 + os.getpid() % 1000
+    port = free_port()
     log = workdir / "server.log"
     env = {"ADMIN_TOKEN": TOKEN, "ENGINE_ENABLED": "0"}
-    server = gunicorn_process.start(workdir / "sweep.db", port, log, env)
+    server = start_gunicorn(workdir / "sweep.db", port, log, env)
     try:
         result = subprocess.run(
             [
@@ -54,7 +55,7 @@ def main() -> int:
             check=False,
         )
     finally:
-        gunicorn_process.stop(server)
+        stop(server)
     server_errors = [
         line
         for line in log.read_text(errors="replace").splitlines()
