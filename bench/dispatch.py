@@ -20,7 +20,7 @@ Then a light **probe**: ``--probe-count`` webhooks, one at a time at
 ``--probe-rate``/s, to a hook running ``/bin/date +%s.%N``, which prints the
 moment the process started. That gives, for both servers, *client send ->
 process started*; for Hookrunner also *received (created_at) -> claimed
-(started_at)* and *received -> process started* (DESIGN: p50 < 10 ms). Under the
+(started_at)* and *received -> process started* (target: p50 < 10 ms). Under the
 saturating burst the same created_at -> started_at is mostly queueing, and is
 reported too.
 

@@ -17,7 +17,7 @@ measure, stop. Everything runs on 127.0.0.1, is bounded in time and count, and
 stops its servers in ``finally``.
 
 ``--engine off`` (default) sets ENGINE_ENABLED=0 so the worker only ingests:
-the request path alone, as the DESIGN target defines it. ``--engine on`` also
+the request path alone, as the target defines it. ``--engine on`` also
 runs the queued ``/bin/true`` executions in the same worker.
 
 Usage::
@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> Params:
         choices=("off", "on"),
         default="off",
         help="ENGINE_ENABLED for Hookrunner: off measures the request path alone (the"
-        " DESIGN target); on also runs the queued /bin/true executions in the same worker",
+        " target); on also runs the queued /bin/true executions in the same worker",
     )
     harness.add_common_args(parser, retries=2)
     args = parser.parse_args(argv)

@@ -6,7 +6,7 @@ off), alternating order per round (see ``ingest_variants.py``). Nothing is
 pinned: two workers need both CPUs, so wrk (and this script) share the CPUs
 with the server here, unlike in the other benchmarks; the single-worker
 baseline runs unpinned too, so the ratio compares like with like. Both workers
-write to the same SQLite file. No DESIGN target; the figure is the 2/1 ratio::
+write to the same SQLite file. No target; the figure is the 2/1 ratio::
 
     python bench/scaling.py --snapshot HEAD [--rounds 2]
 """

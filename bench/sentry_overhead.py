@@ -11,7 +11,7 @@ alternating order per round, see ``ingest_variants.py``):
 * ``dsn-traces-<r>`` (``--traces-rate``, default 0.1): the same, with that share
   of requests traced and sent.
 
-Target (DESIGN): Sentry enabled keeps >= 85 % of the throughput. The
+Target (docs/architecture.md): Sentry enabled keeps >= 85 % of the throughput. The
 collector's counts (envelopes, item types) are recorded per variant to show the
 SDK really sent to it. Server pinned to the first CPU; wrk and the collector
 share the second::

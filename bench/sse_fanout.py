@@ -11,7 +11,7 @@ the client stamps every chunk it receives. For each ``log`` event, latency =
 receive time - the timestamp printed in the line (same clock). Reported:
 p50/p99, log events received per subscriber vs expected, and the worker's RSS
 and open descriptors before, with subscribers connected, and after they left.
-Target (DESIGN): 1,000 subscribers, p99 < 100 ms. The baseline, measured first in
+Target (docs/architecture.md): 1,000 subscribers, p99 < 100 ms. The baseline, measured first in
 the same run on a fresh server, is the same with ``--baseline`` (1) subscriber:
 the p99 is also printed as a ratio to it (what fan-out adds to the pipeline).
 
