@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from typing import Any
 
+import pytest
 from flask import Flask
 
 from app.clock import utc_now_iso
@@ -157,3 +159,58 @@ def test_graceful_shutdown_lets_short_work_finish(make_app: Any) -> None:
     wait_for(lambda: _rows(db, "quick")[0]["status"] == "running")
     engine_of(app).shutdown(grace_seconds=20)  # type: ignore[union-attr]
     assert _rows(db, "quick")[0]["status"] == "succeeded"
+
+
+@pytest.mark.sqlite_only  # the fault: another process holds SQLite's write lock
+def test_outcome_and_output_survive_a_store_outage_at_the_end_of_a_run(
+    make_app: Any, database_url: str, tmp_path: Any
+) -> None:
+    """The final writes wait for the store: recorded once, nothing stays running."""
+    import sqlite3
+
+    app = make_app(
+        engine_enabled=True,
+        admin_token="engine-test-token-0123456789",
+        sqlite_busy_timeout_ms=50,
+    )
+    started = tmp_path / "started"
+    release = tmp_path / "release"
+    finished = tmp_path / "finished"
+    _create(
+        app,
+        "outage",
+        {
+            "type": "command",
+            "argv": [
+                "/bin/sh",
+                "-c",
+                f"touch {started}; while [ ! -e {release} ]; do sleep 0.05; done;"
+                f" touch {finished}; echo done",
+            ],
+        },
+        retry={"max_attempts": 3, "backoff_seconds": 1},
+    )
+    client = app.test_client()
+    execution_id = client.post("/webhooks/outage", json={}).get_json()["execution_id"]
+    wait_for(started.exists)
+    blocker = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # from now on every write of the worker fails
+    release.touch()
+    try:
+        # The command ends while the store refuses writes; let the worker try and fail.
+        wait_for(finished.exists)
+        time.sleep(1.0)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    def ended() -> dict[str, Any] | None:
+        found = client.get(f"/admin/executions/{execution_id}", headers=ENGINE_AUTH).get_json()
+        return found if found["status"] != "running" else None
+
+    execution = wait_for(ended, timeout=30)
+    assert execution["status"] == "succeeded"
+    logs = client.get(f"/admin/executions/{execution_id}/logs", headers=ENGINE_AUTH).get_json()
+    assert [item["line"] for item in logs["items"]] == ["done"]
+    with app.app_context():
+        assert len(_rows(get_db(), "outage")) == 1  # no retry of a run that succeeded

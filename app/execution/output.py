@@ -76,6 +76,7 @@ class OutputBuffer:
         self.bytes = 0
         self.dropped_bytes = 0
         self._closed = threading.Event()
+        self._noted_truncation = False
         self._kick = threading.Event()  # lines are waiting for the flusher
         self._budget = _FlushBudget(FLUSHES_PER_SECOND, FLUSH_BURST)
         self._flusher = threading.Thread(
@@ -150,11 +151,16 @@ class OutputBuffer:
                 log.warning("output write failed; retrying", exc_info=failures == 1)
 
     def close(self) -> None:
-        """Stop the flusher, note any truncation, and write everything left."""
+        """Stop the flusher, note any truncation, and write everything left.
+
+        Raises when the last write fails; the lines stay pending, so calling
+        ``close`` again retries them (the truncation notice is added once).
+        """
         self._closed.set()
         self._kick.set()
         self._flusher.join()
-        if self.dropped_bytes:
+        if self.dropped_bytes and not self._noted_truncation:
+            self._noted_truncation = True
             self.system(
                 f"[output truncated: {self.dropped_bytes} bytes over the "
                 f"{self._max_bytes}-byte limit were not stored]"

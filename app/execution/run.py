@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,8 @@ from app.triggers.templates import mask_secrets, template_context, trigger_secre
 log = logging.getLogger(__name__)
 
 _STDERR_TAIL_LINES = 5
+RETRY_START_SECONDS = 0.1
+RETRY_CAP_SECONDS = 5.0
 _HTTP_OUTPUT_CAP = 16 * 1024 * 1024
 
 
@@ -81,10 +84,14 @@ class ExecutionRun:
             sentry_sdk.capture_exception(exc)
             result = RunResult("failed", error="internal error while running the action")
         finally:
-            output.close()
+            until_stored(output.close, interrupted, "the last output lines")
         if interrupted() and result.status in ("cancelled", "failed", "timed_out"):
             result.status, result.error = "interrupted", "interrupted by worker shutdown"
-        self._record(row, trigger, result, output, ctx.secrets)
+        until_stored(
+            lambda: self._record(row, trigger, result, output, ctx.secrets),
+            interrupted,
+            "the outcome",
+        )
 
     @staticmethod
     def _run_action(action: CommandAction | HttpAction, ctx: RunContext) -> RunResult:
@@ -214,6 +221,34 @@ class ExecutionRun:
                 result.error,
                 extra={**extra, "stderr_tail": stderr},
             )
+
+
+def until_stored(write: Callable[[], None], give_up: Callable[[], bool], what: str) -> None:
+    """Run ``write`` until it succeeds, backing off while the store fails.
+
+    The outcome of a run is held in memory meanwhile, and the execution stays in
+    this process's running set, so its lease keeps being renewed and nobody else
+    reaps it. Each try is one whole transaction and the final write is fenced by
+    the claim token, so the outcome is recorded exactly once. Only shutdown
+    (``give_up``) stops the retries; the lease reaper then reconciles the row.
+    """
+    delay, failures = RETRY_START_SECONDS, 0
+    while True:
+        try:
+            write()
+        except Exception:
+            failures += 1
+            if give_up():
+                log.error("could not store %s before shutdown", what, exc_info=True)
+                raise
+            if failures == 1:
+                log.warning("could not store %s; retrying until the store is back", what)
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_CAP_SECONDS)
+            continue
+        if failures:
+            log.info("stored %s after %d failed attempts", what, failures)
+        return
 
 
 def _ms_between(start: str | None, end: str | None) -> float | None:
