@@ -187,3 +187,44 @@ def test_racing_claimers_never_exceed_the_limit(make_app: Any) -> None:
                     "UPDATE executions SET status = 'cancelled' WHERE trigger = 'race'"
                     " AND status IN ('queued', 'running')"
                 )
+
+
+def _race_webhooks(apps: list[Flask], trigger: str, count: int) -> list[int]:
+    """``count`` deliveries released at once, spread over ``apps``; their status codes."""
+    import threading
+
+    barrier = threading.Barrier(count)
+    codes: list[int] = []
+
+    def send(number: int) -> None:
+        client = apps[number % len(apps)].test_client()
+        barrier.wait()
+        codes.append(client.post(f"/webhooks/{trigger}", json={"n": number}).status_code)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(codes)
+
+
+def test_admission_limits_hold_when_deliveries_race_across_workers(make_app: Any) -> None:
+    """``queue_max`` and ``on_busy: reject`` count under the trigger's lock, on every host."""
+    apps = [make_app(admin_token=TOKEN), make_app(admin_token=TOKEN)]
+    for name, concurrency in (
+        ("bounded", {"max": 1, "on_busy": "queue", "queue_max": 3}),
+        ("picky", {"max": 2, "on_busy": "reject"}),
+    ):
+        _create(
+            apps[0],
+            {
+                "name": name,
+                "auth": {"scheme": "none"},
+                "dedup": {"key": "none"},
+                "concurrency": concurrency,
+                "action": {"type": "command", "argv": ["/bin/true"]},
+            },
+        )
+    assert _race_webhooks(apps, "bounded", 12) == [202] * 3 + [429] * 9
+    assert _race_webhooks(apps, "picky", 10) == [202] * 2 + [429] * 8

@@ -96,10 +96,15 @@ def _filter(
     return matched, trace
 
 
-def _admission(conn: Connection, trigger: CompiledTrigger) -> TriggerBusy | None:
-    """Whether the trigger takes another execution now (inside the ingest transaction)."""
+def _admission(conn: Connection, dialect: str, trigger: CompiledTrigger) -> TriggerBusy | None:
+    """Whether the trigger takes another execution now (inside the ingest transaction).
+
+    Decided under the same per-trigger serialisation as claims (see
+    :func:`app.store.execution_queue.lock_trigger`), so limits hold across hosts.
+    """
     policy = trigger.document.concurrency
     if policy.on_busy == "reject":
+        queue.lock_trigger(conn, dialect, trigger.name)
         active = queue.count_at_most(conn, trigger.name, ("running", "queued"), policy.max)
         if active >= policy.max:
             return TriggerBusy(
@@ -107,7 +112,10 @@ def _admission(conn: Connection, trigger: CompiledTrigger) -> TriggerBusy | None
                 code="trigger_busy",
                 retry_after=BUSY_RETRY_AFTER_SECONDS,
             )
-    elif policy.on_busy == "queue" and queue.queued_count(conn, trigger.name) >= policy.queue_max:
+    elif (
+        policy.on_busy == "queue"
+        and queue.queued_count(conn, trigger.name, dialect) >= policy.queue_max
+    ):
         return TriggerBusy(
             f"the queue is full (queue_max {policy.queue_max})",
             code="queue_full",
@@ -180,7 +188,7 @@ class ExecutionService:
                         delivery("duplicate", key, original, report),
                     )
                     return _Recorded(duplicate_of=original)
-            busy = _admission(conn, trigger)
+            busy = _admission(conn, self.db.dialect, trigger)
             if busy is not None:
                 # Refused work must not hold the key: the sender's retry has to run.
                 if key is not None:
@@ -193,6 +201,7 @@ class ExecutionService:
                 return _Recorded(busy=busy)
             superseded = []
             if trigger.document.concurrency.on_busy == "replace":
+                queue.lock_trigger(conn, self.db.dialect, trigger.name)
                 superseded = queue.supersede(conn, trigger.name, now)
             deliveries_sql.insert(
                 conn,

@@ -80,7 +80,7 @@ def claim_batch(
     """
     with db.write() as conn:
         if db.dialect == "postgresql":
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"claim:{trigger}",))
+            lock_trigger(conn, db.dialect, trigger)
         running = int(conn.execute(_RUNNING, (trigger,)).fetchone()[0])
         room = min(limit, max_running - running)
         if room <= 0:
@@ -117,10 +117,37 @@ def count_at_most(conn: Connection, trigger: str, statuses: tuple[str, ...], lim
     return int(row[0])
 
 
-def queued_count(conn: Connection, trigger: str) -> int:
-    """Queued executions of a trigger: one row of ``queue_depth`` (kept by SQL triggers)."""
-    row = conn.execute("SELECT queued FROM queue_depth WHERE trigger = ?", (trigger,)).fetchone()
-    return 0 if row is None else int(row[0])
+def queued_count(conn: Connection, trigger: str, dialect: str = "sqlite") -> int:
+    """Queued executions of a trigger: one row of ``queue_depth`` (kept by SQL triggers).
+
+    On PostgreSQL the row is locked (``FOR UPDATE``) until the caller's transaction
+    ends, so concurrent admissions on any host see each other's inserts and
+    ``queue_max`` holds exactly; the row is created first if it does not exist yet.
+    On SQLite the write lock already serialises them.
+    """
+    if dialect != "postgresql":
+        row = conn.execute("SELECT queued FROM queue_depth WHERE trigger = ?", (trigger,))
+        found = row.fetchone()
+        return 0 if found is None else int(found[0])
+    locked = "SELECT queued FROM queue_depth WHERE trigger = ? FOR UPDATE"
+    found = conn.execute(locked, (trigger,)).fetchone()
+    if found is None:
+        conn.execute(
+            "INSERT INTO queue_depth (trigger, queued) VALUES (?, 0) ON CONFLICT DO NOTHING",
+            (trigger,),
+        )
+        found = conn.execute(locked, (trigger,)).fetchone()
+    return int(found[0])
+
+
+def lock_trigger(conn: Connection, dialect: str, trigger: str) -> None:
+    """Serialise with claims of ``trigger`` on every host until the transaction ends.
+
+    The same advisory lock :func:`claim_batch` takes on PostgreSQL; SQLite's write
+    lock already does this.
+    """
+    if dialect == "postgresql":
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"claim:{trigger}",))
 
 
 def supersede(conn: Connection, trigger: str, now: str) -> list[str]:
