@@ -75,6 +75,35 @@ def revoke_token_command(token_id: str) -> None:
     click.echo(f"revoked {token_id}")
 
 
+@main.command("copy-store")
+@click.option("--from", "source_url", required=True, help="DATABASE_URL of the installation.")
+@click.option("--to", "target_url", required=True, help="DATABASE_URL of a new, empty store.")
+def copy_store_command(source_url: str, target_url: str) -> None:
+    """Copy an installation with its history to another store (e.g. SQLite to PostgreSQL).
+
+    Stop Hookrunner first. The target is migrated and must be empty; row counts
+    are verified at the end.
+    """
+    from app.store.copy import CopyError, copy_store
+
+    try:
+        source = open_store(load_settings(overrides={"database_url": source_url}))
+        target = open_store(load_settings(overrides={"database_url": target_url}))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"copying {source.describe()} -> {target.describe()}", err=True)
+    try:
+        counts = copy_store(source, target, progress=lambda line: click.echo(line, err=True))
+    except CopyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        source.close()
+        target.close()
+    for table, count in counts.items():
+        click.echo(f"{table}: {count}")
+    click.echo("copied and verified")
+
+
 @main.command("serve")
 @click.option("--reload", is_flag=True, help="Restart workers when code changes (development).")
 def serve_command(reload: bool) -> None:
