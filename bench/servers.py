@@ -12,10 +12,12 @@ Hookrunner's ``/readyz`` (404 on the bare app). Server output goes to a file.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
 import subprocess
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from typing import Any
 
 import harness  # puts the project root on sys.path, for tests.server
 import machine
+import store
 from signing import TRIGGER_DOCUMENT
 
 from tests.server import free_port, http_request, readyz, start_gunicorn, stop, wait_ready
@@ -49,7 +52,7 @@ class Peer:
 class Server(Peer):
     """Hookrunner (or the bare app) under Gunicorn."""
 
-    db_path: Path
+    db_path: Path | str  # a SQLite file, or a PostgreSQL URL
     admin_token: str
 
 
@@ -108,22 +111,32 @@ def gunicorn(
         attempt += 1  # a retry: a fresh database, never the previous attempt's
         name = f"{base}-a{attempt}"
     port, token = free_port(), secrets.token_urlsafe(32)
-    db_path, log_path = workdir / f"{name}.db", workdir / f"{name}-server.log"
-    process = start_gunicorn(
-        db_path,
-        port,
-        log_path,
-        server_env(root, token, engine) | (env or {}),
-        base_env={k: v for k, v in os.environ.items() if k not in _SCRUBBED},
-        root=root,
-        app=app,
-        cpu=cpu,
-        ready=bare_ready if app else readyz,
-    )
+    db_path: Path | str = workdir / f"{name}.db"
+    log_path = workdir / f"{name}-server.log"
+    env = dict(env or {})
+    postgres = None
+    if env.get("DATABASE_URL") == store.FRESH_POSTGRES:
+        postgres = f"hr_bench_{uuid.uuid4().hex[:10]}"
+        db_path = env["DATABASE_URL"] = store.create_postgres(postgres)
     try:
-        yield Server(name, process, "127.0.0.1", port, log_path, db_path, token)
+        process = start_gunicorn(
+            workdir / f"{name}.db",
+            port,
+            log_path,
+            server_env(root, token, engine) | env,
+            base_env={k: v for k, v in os.environ.items() if k not in _SCRUBBED},
+            root=root,
+            app=app,
+            cpu=cpu,
+            ready=bare_ready if app else readyz,
+        )
+        try:
+            yield Server(name, process, "127.0.0.1", port, log_path, db_path, token)
+        finally:
+            stop(process)
     finally:
-        stop(process)
+        if postgres is not None:  # read after the server stopped (durability): drop at exit
+            atexit.register(store.drop_postgres, postgres)
 
 
 def check_bare_override(server: Server) -> bool:

@@ -1,4 +1,7 @@
-"""Read-only looks at a running Hookrunner's SQLite file: executions, their times, output.
+"""Read-only looks at a running Hookrunner's store: executions, their times, output.
+
+A store is a SQLite file (a ``Path``) or a PostgreSQL URL (a ``str``); the
+queries are the same (``?`` placeholders, see ``app/store/base.py``).
 
 The benchmarks read the database directly (``mode=ro``), not the admin API, so
 that watching the queue costs the measured worker nothing. Timestamps are the
@@ -15,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 FINAL_STATUSES = ("succeeded", "failed", "timed_out", "cancelled", "interrupted")
 
@@ -25,12 +29,42 @@ def epoch(iso: str) -> float:
 
 
 @contextmanager
-def read_only(db_path: Path) -> Iterator[sqlite3.Connection]:
+def read_only(db_path: Path | str) -> Iterator[Any]:
+    if isinstance(db_path, str):  # a PostgreSQL URL
+        from app.store.postgres.database import PostgresDatabase
+
+        database = PostgresDatabase(db_path, pool_size=1)
+        try:
+            with database.read() as pg:
+                yield pg
+        finally:
+            database.close()
+        return
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
     try:
         yield conn
     finally:
         conn.close()
+
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+FRESH_POSTGRES = "postgresql:fresh"  # a server env DATABASE_URL: a new database per server
+
+
+def create_postgres(name: str, admin_url: str = PG_ADMIN_URL) -> str:
+    """A new empty PostgreSQL database; returns its URL."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{admin_url.rpartition('/')[0]}/{name}"
+
+
+def drop_postgres(name: str, admin_url: str = PG_ADMIN_URL) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def count_rows(db_path: Path) -> dict[str, dict[str, int]]:
