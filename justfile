@@ -41,6 +41,10 @@ typecheck:
 bench-deps:
     command -v wrk >/dev/null && command -v webhook >/dev/null || (apt-get update && apt-get install -y wrk webhook)
 
+# What the deploy recipe tests run (Debian packages; needs root): nginx and systemd-analyze.
+deploy-deps:
+    command -v nginx >/dev/null && command -v systemd-analyze >/dev/null || (apt-get update && apt-get install -y nginx systemd)
+
 # Benchmarks, each against its baseline in the same run (bench/README.md); ends with a summary.
 bench: bench-deps
     python bench/ingest.py --snapshot HEAD --rounds 2
