@@ -33,10 +33,9 @@ class ExecutionControl:
     def get(self, execution_id: str) -> dict[str, Any]:
         """One execution; its report joins the ingest stages (from the delivery) and the run's."""
         execution = executions.get(self.db, execution_id)
-        delivery_id = execution["delivery_id"]
+        delivery_id = execution.delivery_id
         ingest = deliveries.report(self.db, delivery_id) if delivery_id else {}
-        execution["report"] = {**ingest, **execution["report"]}
-        return execution
+        return execution.api_view() | {"report": {**ingest, **execution.report}}
 
     def require(self, execution_id: str) -> str:
         """The status of an execution that must exist; raises NotFound."""
@@ -68,7 +67,7 @@ class ExecutionControl:
     def rerun(self, execution_id: str, request_id: str | None) -> dict[str, Any]:
         """Queue a new execution of the same delivery; refused while the trigger is disabled."""
         original = executions.get(self.db, execution_id)
-        if not self.triggers.get(original["trigger"]).enabled:
+        if not self.triggers.get(original.trigger).enabled:
             raise TriggerDisabled()
         new_id = self.service.rerun(original, request_id)
         return {"execution_id": new_id, "rerun_of": execution_id, "stream_url": stream_url(new_id)}

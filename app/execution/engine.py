@@ -224,7 +224,7 @@ class Engine:
         execution_id = claim.execution_id
         row = executions.get(self.db, execution_id)
         tokens = (
-            request_id_var.set(row["request_id"]),
+            request_id_var.set(row.request_id),
             execution_id_var.set(execution_id),
             trigger_var.set(trigger.name),
         )
@@ -232,7 +232,7 @@ class Engine:
             with sentry_sdk.isolation_scope() as scope:
                 scope.set_tag("execution_id", execution_id)
                 scope.set_tag("trigger", trigger.name)
-                scope.set_tag("request_id", row["request_id"])
+                scope.set_tag("request_id", row.request_id)
                 ExecutionRun(self.db, self.settings, claim.token, self.notifier, self.breakers).run(
                     row, trigger, holder.cancelled, lambda: holder.interrupted
                 )

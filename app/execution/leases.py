@@ -17,20 +17,19 @@ Protocol:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import uuid
-from typing import Any
 
 from app.clock import parse_iso, utc_now, utc_now_iso
 from app.config import Settings
 from app.errors import TriggerNotFound
 from app.execution.retry import schedule_retry
 from app.live.notifier import ALL, Notifier
-from app.store import Database
+from app.store import Database, executions
 from app.store import execution_queue as queue
+from app.store.executions import ExecutionRow
 from app.triggers.registry import TriggerRegistry
 
 log = logging.getLogger(__name__)
@@ -68,10 +67,10 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
-def _expired(row: dict[str, Any], lease_seconds: int) -> bool:
-    if row["heartbeat_at"] is None:
+def _expired(row: ExecutionRow, lease_seconds: int) -> bool:
+    if row.heartbeat_at is None:
         return True
-    age = (utc_now() - parse_iso(row["heartbeat_at"])).total_seconds()
+    age = (utc_now() - parse_iso(row.heartbeat_at)).total_seconds()
     return age > lease_seconds
 
 
@@ -84,18 +83,18 @@ def reap(
 ) -> int:
     """Interrupt running executions whose owner is gone; returns how many."""
     reaped = 0
-    for row in queue.running_leases(db):
-        if row["owner"] == self_owner:
+    for row in executions.running(db):
+        if row.owner == self_owner:
             continue
-        if not (_expired(row, settings.execution_lease_seconds) or owner_is_gone(row["owner"])):
+        if not (_expired(row, settings.execution_lease_seconds) or owner_is_gone(row.owner)):
             continue
-        report = {**_load(row["report"]), "interrupted_at": utc_now_iso()}
-        error = f"interrupted: worker {row['owner']} stopped without finishing it"
+        report = {**row.report, "interrupted_at": utc_now_iso()}
+        error = f"interrupted: worker {row.owner} stopped without finishing it"
         with db.write() as conn:
             if not queue.finish(
                 conn,
-                row["id"],
-                token=row["claim_token"],
+                row.id,
+                token=row.claim_token,
                 status="interrupted",
                 exit_code=None,
                 error=error,
@@ -103,19 +102,15 @@ def reap(
             ):
                 continue
             try:
-                policy = registry.get(row["trigger"]).document.retry
+                policy = registry.get(row.trigger).document.retry
             except TriggerNotFound:
                 policy = None
             retry_id = schedule_retry(conn, row, policy, "interrupted", retryable=True)
         reaped += 1
-        notifier.notify(row["id"])
+        notifier.notify(row.id)
         notifier.notify(ALL)
         log.warning(
             "execution interrupted",
-            extra={"execution_id": row["id"], "trigger": row["trigger"], "retry_id": retry_id},
+            extra={"execution_id": row.id, "trigger": row.trigger, "retry_id": retry_id},
         )
     return reaped
-
-
-def _load(report: str | None) -> dict[str, Any]:
-    return dict(json.loads(report)) if report else {}

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import random
 import uuid
-from typing import Any
 
 from app.clock import utc_now_iso
 from app.store import Connection, executions
+from app.store.executions import ExecutionRow
 from app.triggers.schema import Retry
 
 RETRYABLE_STATUSES = frozenset({"failed", "timed_out", "interrupted"})
@@ -32,7 +32,7 @@ def next_delay(policy: Retry, attempt: int, status: str, retryable: bool = True)
 
 def schedule_retry(
     conn: Connection,
-    row: dict[str, Any],
+    row: ExecutionRow,
     policy: Retry | None,
     status: str,
     *,
@@ -41,7 +41,7 @@ def schedule_retry(
     """Insert attempt ``n + 1`` of ``row`` with its backoff; returns its id or None."""
     if policy is None:
         return None
-    delay = next_delay(policy, int(row["attempt"]), status, retryable)
+    delay = next_delay(policy, row.attempt, status, retryable)
     if delay is None:
         return None
     retry_id = uuid.uuid4().hex
@@ -49,13 +49,13 @@ def schedule_retry(
     executions.insert_queued(
         conn,
         execution_id=retry_id,
-        trigger=row["trigger"],
-        delivery_id=row["delivery_id"],
-        request_id=row["request_id"],
+        trigger=row.trigger,
+        delivery_id=row.delivery_id,
+        request_id=row.request_id,
         created_at=now,
-        report={"retry": {"of": row["id"], "delay_seconds": round(delay, 3)}},
-        attempt=int(row["attempt"]) + 1,
-        retry_of=row["retry_of"] or row["id"],
+        report={"retry": {"of": row.id, "delay_seconds": round(delay, 3)}},
+        attempt=row.attempt + 1,
+        retry_of=row.retry_of or row.id,
         run_after=utc_now_iso(delay),
     )
     return retry_id

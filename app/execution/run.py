@@ -30,6 +30,8 @@ from app.outbound.breakers import BreakerRegistry
 from app.store import Database, execution_logs, executions
 from app.store import deliveries as deliveries_sql
 from app.store import execution_queue as queue
+from app.store.deliveries import DeliveryRecord
+from app.store.executions import ExecutionRow
 from app.triggers.registry import CompiledTrigger
 from app.triggers.schema import CommandAction, HttpAction
 from app.triggers.templates import mask_secrets, template_context, trigger_secrets
@@ -59,7 +61,7 @@ class ExecutionRun:
 
     def run(
         self,
-        row: dict[str, Any],
+        row: ExecutionRow,
         trigger: CompiledTrigger,
         cancelled: threading.Event,
         interrupted: Callable[[], bool],
@@ -69,14 +71,14 @@ class ExecutionRun:
         max_bytes = (
             action.max_output_bytes if isinstance(action, CommandAction) else _HTTP_OUTPUT_CAP
         )
-        output = OutputBuffer(self.db, self.notifier, row["id"], max_bytes)
+        output = OutputBuffer(self.db, self.notifier, row.id, max_bytes)
         delivery = self._delivery(row)
-        _ingest_breadcrumbs(delivery["report"] if delivery else {}, row)
+        _ingest_breadcrumbs(delivery.report if delivery else {}, row)
         ctx = self._context(row, trigger, delivery, output, cancelled)
-        self.notifier.notify(row["id"])
+        self.notifier.notify(row.id)
         self.notifier.notify(ALL)
-        log.info("execution started", extra={"attempt": row["attempt"]})
-        _breadcrumb("started", {"attempt": row["attempt"]})
+        log.info("execution started", extra={"attempt": row.attempt})
+        _breadcrumb("started", {"attempt": row.attempt})
         try:
             result = self._run_action(action, ctx)
         except Exception as exc:
@@ -101,36 +103,36 @@ class ExecutionRun:
 
         return run_http(action, ctx)
 
-    def _delivery(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    def _delivery(self, row: ExecutionRow) -> DeliveryRecord | None:
         """The stored delivery this execution runs (None for one that is gone)."""
-        if not row["delivery_id"]:
+        if not row.delivery_id:
             return None
         try:
-            return deliveries_sql.get(self.db, row["delivery_id"])
+            return deliveries_sql.get(self.db, row.delivery_id)
         except NotFound:
             return None
 
     def _context(
         self,
-        row: dict[str, Any],
+        row: ExecutionRow,
         trigger: CompiledTrigger,
-        delivery: dict[str, Any] | None,
+        delivery: DeliveryRecord | None,
         output: OutputBuffer,
         cancelled: threading.Event,
     ) -> RunContext:
         body, headers, query, content_type = b"", {}, {}, None
         if delivery is not None:
-            body, headers, query = delivery["body"], delivery["headers"], delivery["query"]
-            content_type = delivery["content_type"]
+            body, headers, query = delivery.body, delivery.headers, delivery.query
+            content_type = delivery.content_type
         try:
             parsed: Any = parse_body(body, content_type, require_json=False).value
         except Exception:
             parsed = body.decode("utf-8", errors="replace")
         return RunContext(
-            execution_id=row["id"],
-            delivery_id=row["delivery_id"],
+            execution_id=row.id,
+            delivery_id=row.delivery_id,
             trigger=trigger.name,
-            request_id=row["request_id"],
+            request_id=row.request_id,
             raw_body=body,
             content_type=content_type,
             template_context=template_context(
@@ -138,7 +140,7 @@ class ExecutionRun:
                 headers=headers,
                 query=query,
                 trigger=trigger.name,
-                delivery_id=row["delivery_id"] or "",
+                delivery_id=row.delivery_id or "",
             ),
             secrets=trigger_secrets(trigger.document),
             output=output,
@@ -149,21 +151,21 @@ class ExecutionRun:
 
     def _record(
         self,
-        row: dict[str, Any],
+        row: ExecutionRow,
         trigger: CompiledTrigger,
         result: RunResult,
         output: OutputBuffer,
         secrets: list[str],
     ) -> None:
-        current = executions.get(self.db, row["id"])
+        current = executions.get(self.db, row.id)
         finished_at = utc_now_iso()
-        report = dict(current["report"])
+        report = dict(current.report)
         report.update(
-            attempt=row["attempt"],
-            started_at=current["started_at"],
+            attempt=row.attempt,
+            started_at=current.started_at,
             finished_at=finished_at,
-            queue_wait_ms=_ms_between(current["created_at"], current["started_at"]),
-            duration_ms=_ms_between(current["started_at"], finished_at),
+            queue_wait_ms=_ms_between(current.created_at, current.started_at),
+            duration_ms=_ms_between(current.started_at, finished_at),
             status=result.status,
             exit_code=result.exit_code,
             output_bytes=output.bytes,
@@ -173,7 +175,7 @@ class ExecutionRun:
         with self.db.write() as conn:
             finished = queue.finish(
                 conn,
-                row["id"],
+                row.id,
                 token=self.token,
                 status=result.status,
                 exit_code=result.exit_code,
@@ -187,9 +189,9 @@ class ExecutionRun:
                 if finished
                 else None
             )
-        self.notifier.notify(row["id"])
+        self.notifier.notify(row.id)
         self.notifier.notify(ALL)
-        self._log_outcome(row["id"], result, report, retry_id, finished, secrets)
+        self._log_outcome(row.id, result, report, retry_id, finished, secrets)
 
     def _log_outcome(
         self,
@@ -266,7 +268,7 @@ def _breadcrumb(stage: str, data: dict[str, Any], at: str | None = None) -> None
     sentry_sdk.add_breadcrumb(crumb)
 
 
-def _ingest_breadcrumbs(report: dict[str, Any], row: dict[str, Any]) -> None:
+def _ingest_breadcrumbs(report: dict[str, Any], row: ExecutionRow) -> None:
     """The stages the webhook went through before this run, from its delivery's report."""
     if not sentry_sdk.get_client().is_active():
         return  # nothing would keep them: skip building them
@@ -279,4 +281,4 @@ def _ingest_breadcrumbs(report: dict[str, Any], row: dict[str, Any]) -> None:
         dedup = report.get("dedup") or {}
         if dedup.get("key"):
             _breadcrumb("deduped", {"source": dedup.get("source")}, received_at)
-    _breadcrumb("queued", {"attempt": row["attempt"]}, row.get("created_at"))
+    _breadcrumb("queued", {"attempt": row.attempt}, row.created_at)

@@ -32,6 +32,7 @@ from app.store import Connection, Database, dedup_keys
 from app.store import deliveries as deliveries_sql
 from app.store import execution_queue as queue
 from app.store import executions as executions_sql
+from app.store.executions import ExecutionRow
 from app.triggers.registry import CompiledTrigger
 
 if TYPE_CHECKING:
@@ -226,16 +227,16 @@ class ExecutionService:
         self._after_commit(recorded.superseded)
         return DispatchResult("accepted", delivery_id, execution_id)
 
-    def rerun(self, original: dict[str, Any], request_id: str | None) -> str:
+    def rerun(self, original: ExecutionRow, request_id: str | None) -> str:
         """Queue a new execution of the same delivery (``rerun_of`` recorded)."""
-        execution_id = original["id"]
+        execution_id = original.id
         new_id = uuid.uuid4().hex
         with self.db.write() as conn:
             executions_sql.insert_queued(
                 conn,
                 execution_id=new_id,
-                trigger=original["trigger"],
-                delivery_id=original["delivery_id"],
+                trigger=original.trigger,
+                delivery_id=original.delivery_id,
                 request_id=request_id,
                 created_at=utc_now_iso(),
                 report={"rerun_of": execution_id},

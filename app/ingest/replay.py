@@ -28,20 +28,20 @@ def replay(
     """A new delivery with ``replay_of`` set; returns the API's answer (HTTP 202)."""
     started = time.perf_counter()
     original = deliveries.get(service.db, delivery_id)
-    trigger = triggers.get(original["trigger"])
+    trigger = triggers.get(original.trigger)
     if not trigger.enabled:
         raise TriggerDisabled()
     inbound = InboundRequest(
-        method=original["method"],
-        headers=original["headers"],
-        query=original["query"],
-        body=original["body"],
-        content_type=original["content_type"],
+        method=original.method,
+        headers=original.headers,
+        query=original.query,
+        body=original.body,
+        content_type=original.content_type,
         request_id=request_id,
         received_at=utc_now_iso(),
-        replay_of=original["id"],
+        replay_of=original.id,
     )
     result = service.dispatch_webhook_event(
         trigger, inbound, request_started=started, bypass_dedup=True
     )
-    return result.payload(request_id) | {"replay_of": original["id"]}
+    return result.payload(request_id) | {"replay_of": original.id}

@@ -17,7 +17,7 @@ class DeliveryRecord:
     trigger: str
     received_at: str
     request_id: str | None
-    outcome: str  # accepted | duplicate | ignored
+    outcome: str  # accepted | duplicate | ignored | rejected
     reason: str | None
     dedup_key: str | None
     execution_id: str | None
@@ -66,8 +66,8 @@ def insert(conn: Connection, record: DeliveryRecord) -> None:
     )
 
 
-def get(db: Database, delivery_id: str) -> dict[str, Any]:
-    """The whole row (body as bytes, JSON columns decoded); raises NotFound."""
+def get(db: Database, delivery_id: str) -> DeliveryRecord:
+    """The whole delivery (body as bytes, JSON columns decoded); raises NotFound."""
     with db.read() as conn:
         row = conn.execute(
             f"SELECT {_SUMMARY}, query, headers, body, report FROM deliveries WHERE id = ?",
@@ -76,10 +76,11 @@ def get(db: Database, delivery_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no delivery with id {delivery_id!r}")
     item = dict(row)
+    del item["body_size"]
     for column in ("query", "headers", "report"):
         item[column] = json.loads(item[column])
     item["body"] = bytes(item["body"])
-    return item
+    return DeliveryRecord(**item)
 
 
 def list_recent(

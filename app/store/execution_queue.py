@@ -258,16 +258,6 @@ def finish(
     return cursor.rowcount == 1
 
 
-def running_leases(db: Database) -> list[dict[str, Any]]:
-    """Every running execution with its lease, for the reaper."""
-    with db.read() as conn:
-        rows = conn.execute(
-            "SELECT id, trigger, owner, claim_token, heartbeat_at, attempt, retry_of,"
-            " delivery_id, request_id, report FROM executions WHERE status = 'running'"
-        ).fetchall()
-    return [dict(row) for row in rows]
-
-
 def status_of(db: Database, execution_id: str) -> str | None:
     with db.read() as conn:
         row = conn.execute("SELECT status FROM executions WHERE id = ?", (execution_id,)).fetchone()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from app.errors import NotFound
@@ -54,18 +55,62 @@ def insert_queued(
     )
 
 
-def get(db: Database, execution_id: str) -> dict[str, Any]:
-    """The row with its processing report decoded; raises NotFound."""
+@dataclass(frozen=True)
+class ExecutionRow:
+    """One execution as stored, its processing report decoded."""
+
+    id: str
+    trigger: str
+    delivery_id: str | None
+    request_id: str | None
+    status: str
+    attempt: int
+    retry_of: str | None
+    rerun_of: str | None
+    created_at: str
+    run_after: str | None
+    started_at: str | None
+    finished_at: str | None
+    exit_code: int | None
+    error: str | None
+    output_bytes: int
+    owner: str | None = None
+    heartbeat_at: str | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+    claim_token: str | None = None  # internal: never part of the API view
+
+    @classmethod
+    def from_row(cls, row: Any) -> ExecutionRow:
+        values = dict(row)
+        values["report"] = json.loads(values.get("report") or "{}")
+        return cls(**values)
+
+    def api_view(self) -> dict[str, Any]:
+        """The admin API's JSON of this execution."""
+        view = asdict(self)
+        del view["claim_token"]
+        return view
+
+
+_FULL = f"{_SUMMARY}, owner, heartbeat_at, report, claim_token"
+
+
+def get(db: Database, execution_id: str) -> ExecutionRow:
+    """One execution; raises NotFound."""
     with db.read() as conn:
         row = conn.execute(
-            f"SELECT {_SUMMARY}, owner, heartbeat_at, report FROM executions WHERE id = ?",
-            (execution_id,),
+            f"SELECT {_FULL} FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
     if row is None:
         raise NotFound(f"no execution with id {execution_id!r}")
-    item = dict(row)
-    item["report"] = json.loads(item["report"])
-    return item
+    return ExecutionRow.from_row(row)
+
+
+def running(db: Database) -> list[ExecutionRow]:
+    """Every running execution with its lease, for the reaper."""
+    with db.read() as conn:
+        rows = conn.execute(f"SELECT {_FULL} FROM executions WHERE status = 'running'").fetchall()
+    return [ExecutionRow.from_row(row) for row in rows]
 
 
 def list_recent(

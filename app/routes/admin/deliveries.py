@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import asdict
 from typing import Any, Literal
 
 from flask import g
@@ -61,7 +62,8 @@ def list_deliveries(query: DeliveryQuery) -> dict[str, Any]:
 @bp.get("/<delivery_id>", summary="One delivery: headers (credentials redacted), body, outcome")
 def get_delivery(path: DeliveryPath) -> dict[str, Any]:
     item = deliveries_sql.get(get_db(), path.delivery_id)
-    return item | _body_view(item["body"])
+    view = asdict(item) | {"body_size": len(item.body)}
+    return view | _body_view(item.body)
 
 
 @bp.post("/<delivery_id>/replay", summary="Run a stored delivery again (dedup bypassed)")
