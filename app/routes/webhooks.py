@@ -53,5 +53,6 @@ def receive(name: str) -> tuple[Response, int]:
         verification=verification,
     )
     result = execution_service().dispatch_webhook_event(trigger, inbound, request_started=started)
-    status = 200 if result.status == "duplicate" else 202  # 200 stops the sender's retries
+    # 200 stops the sender's retries; a handshake's sender requires it.
+    status = 200 if result.status in ("duplicate", "handshake") else 202
     return jsonify(result.payload(inbound.request_id)), status

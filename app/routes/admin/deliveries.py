@@ -26,7 +26,7 @@ bp = APIBlueprint(
 
 
 class DeliveryQuery(TimeRangeQuery):
-    outcome: Literal["accepted", "duplicate", "ignored", "rejected"] | None = None
+    outcome: Literal["accepted", "duplicate", "ignored", "rejected", "handshake"] | None = None
 
 
 class DeliveryPath(BaseModel):
