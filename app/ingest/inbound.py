@@ -38,18 +38,40 @@ def _is_json_type(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
+def _form_payload(form: dict[str, list[str]]) -> Any | None:
+    """The JSON a ``payload=<json>`` form carries (GitHub's form content type), else None."""
+    values = form.get("payload")
+    if len(form) != 1 or values is None or len(values) != 1:
+        return None
+    try:
+        value = json.loads(values[0])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict | list) else None
+
+
 def parse_body(body: bytes, content_type: str | None, *, require_json: bool) -> ParsedBody:
     """Parse JSON, form-encoded or text bodies.
 
     A body declared as JSON (or any body when ``require_json``) must parse, or
-    :class:`InvalidJson` is raised. Undeclared bodies that happen to be JSON are
-    parsed as JSON; anything else is text (UTF-8, invalid bytes replaced).
+    :class:`InvalidJson` is raised. A form whose only field is ``payload`` holding
+    a JSON object or array - how GitHub sends with its
+    ``application/x-www-form-urlencoded`` content type, and Slack's interactive
+    requests - is that JSON (kind ``json``, the same ``body`` as a JSON delivery,
+    and accepted by ``require_json``). Other forms are a dict of their fields.
+    Undeclared bodies that happen to be JSON are parsed as JSON; anything else is
+    text (UTF-8, invalid bytes replaced).
     """
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    if media_type == "application/x-www-form-urlencoded" and not require_json:
+    if media_type == "application/x-www-form-urlencoded":
         text = body.decode("utf-8", errors="replace")
-        form = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(text, True).items()}
-        return ParsedBody("form", form)
+        fields = parse_qs(text, keep_blank_values=True)
+        carried = _form_payload(fields)
+        if carried is not None:
+            return ParsedBody("json", carried)
+        if not require_json:
+            form = {k: v[0] if len(v) == 1 else v for k, v in fields.items()}
+            return ParsedBody("form", form)
     declared_json = _is_json_type(media_type)
     if declared_json or require_json or body[:1] in (b"{", b"["):
         try:
