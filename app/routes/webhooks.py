@@ -15,8 +15,9 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from app.clock import utc_now_iso
-from app.errors import PayloadTooLarge, TriggerDisabled, TriggerNotFound
+from app.errors import TriggerDisabled, TriggerNotFound
 from app.ingest import signatures
+from app.ingest.body import read_body
 from app.ingest.inbound import InboundRequest, query_dict
 from app.wiring import execution_service, trigger_registry
 
@@ -25,17 +26,10 @@ bp = Blueprint("webhooks", __name__)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-def _read_body(limit: int) -> bytes:
-    length = request.content_length
-    if length is not None and length > limit:
-        raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
-    return request.get_data(cache=False)  # werkzeug enforces MAX_CONTENT_LENGTH on streams
-
-
 @bp.post("/webhooks/<name>")
 def receive(name: str) -> tuple[Response, int]:
     started = g.get("request_started") or time.perf_counter()
-    body = _read_body(current_app.config["MAX_CONTENT_LENGTH"])
+    body = read_body(current_app.config["MAX_CONTENT_LENGTH"])
     if not _NAME.match(name):
         raise TriggerNotFound()
     trigger = trigger_registry().get(name)
