@@ -89,3 +89,20 @@ def test_declared_length_over_the_limit_is_413(server: Server) -> None:
     response = send_raw(server.base_url, post_head("/webhooks/open", headers) + body)
     assert response is not None
     assert response.status == 413
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"zz\r\n{}\r\n0\r\n\r\n",  # not hexadecimal
+        b"-2\r\n{}\r\n0\r\n\r\n",  # negative
+        b"2\r\n{}XX0\r\n\r\n",  # chunk without its CRLF terminator
+    ],
+)
+@pytest.mark.parametrize("path", ["/webhooks/open", "/admin/triggers"])
+def test_malformed_chunk_framing_is_400_not_500(server: Server, framing: bytes, path: str) -> None:
+    response = send_raw(server.base_url, post_head(path, {**CHUNKED, **AUTH}) + framing)
+    assert response is not None
+    assert response.status == 400, response.body
+    assert response.json()["error"]["code"] == "malformed_request"
+    assert not any('"status": 500' in line for line in server.log_lines())
