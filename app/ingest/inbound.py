@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
+from app import safe_json
 from app.errors import InvalidJson
 from app.ingest.signatures import Verification
 
@@ -44,10 +45,16 @@ def _form_payload(form: dict[str, list[str]]) -> Any | None:
     if len(form) != 1 or values is None or len(values) != 1:
         return None
     try:
-        value = json.loads(values[0])
+        value = safe_json.loads(values[0])
     except ValueError:
         return None
     return value if isinstance(value, dict | list) else None
+
+
+def _invalid_json_message(error: ValueError) -> str:
+    if isinstance(error, safe_json.JsonTooDeep):
+        return f"The request body nests deeper than {safe_json.MAX_JSON_DEPTH} levels."
+    return "The request body is not valid JSON."
 
 
 def parse_body(body: bytes, content_type: str | None, *, require_json: bool) -> ParsedBody:
@@ -60,7 +67,8 @@ def parse_body(body: bytes, content_type: str | None, *, require_json: bool) -> 
     requests - is that JSON (kind ``json``, the same ``body`` as a JSON delivery,
     and accepted by ``require_json``). Other forms are a dict of their fields.
     Undeclared bodies that happen to be JSON are parsed as JSON; anything else is
-    text (UTF-8, invalid bytes replaced).
+    text (UTF-8, invalid bytes replaced). JSON nested deeper than
+    :data:`app.safe_json.MAX_JSON_DEPTH` counts as invalid JSON.
     """
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type == "application/x-www-form-urlencoded":
@@ -75,10 +83,10 @@ def parse_body(body: bytes, content_type: str | None, *, require_json: bool) -> 
     declared_json = _is_json_type(media_type)
     if declared_json or require_json or body[:1] in (b"{", b"["):
         try:
-            return ParsedBody("json", json.loads(body))
+            return ParsedBody("json", safe_json.loads(body))
         except ValueError as exc:
             if declared_json or require_json:
-                raise InvalidJson("The request body is not valid JSON.") from exc
+                raise InvalidJson(_invalid_json_message(exc)) from None
     return ParsedBody("text", body.decode("utf-8", errors="replace"))
 
 

@@ -3,17 +3,17 @@
 Bodies are validated by pydantic models through flask-openapi3, which also
 publishes them in ``/openapi.json``. Validation failures become 422
 ``validation_failed`` with the wrong fields' paths in ``details``; a body that
-is not JSON at all is 400 ``invalid_json``.
+is not JSON at all, or nests deeper than :data:`app.safe_json.MAX_JSON_DEPTH`
+levels, is 400 ``invalid_json``.
 """
 
 from __future__ import annotations
-
-import json
 
 from flask import Response, request
 from flask_openapi3 import OpenAPI
 from pydantic import ValidationError
 
+from app import safe_json
 from app.errors import InvalidJson, error_response
 
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -46,7 +46,11 @@ def reject_malformed_json() -> None:
     if not data.strip():
         return
     try:
-        json.loads(data)
+        safe_json.loads(data)
+    except safe_json.JsonTooDeep:
+        raise InvalidJson(
+            f"The request body nests deeper than {safe_json.MAX_JSON_DEPTH} levels."
+        ) from None
     except ValueError as exc:
         raise InvalidJson() from exc
 
