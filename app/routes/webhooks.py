@@ -3,8 +3,8 @@
 Order matters and is the contract: size limit, trigger lookup, authentication
 over the raw bytes, then :meth:`ExecutionService.dispatch_webhook_event`
 (parse, filter, dedup, record). A request that fails authentication is not
-stored. This route is deliberately a plain Flask view (no model validation):
-it is the hot path.
+stored, but counted and logged (:mod:`app.ingest.auth_failures`). This route
+is deliberately a plain Flask view (no model validation): it is the hot path.
 """
 
 from __future__ import annotations
@@ -15,8 +15,14 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from app.clock import utc_now_iso
-from app.errors import TriggerDisabled, TriggerNotFound
-from app.ingest import signatures
+from app.errors import (
+    SignatureInvalid,
+    SignatureMissing,
+    TimestampOutOfTolerance,
+    TriggerDisabled,
+    TriggerNotFound,
+)
+from app.ingest import auth_failures, signatures
 from app.ingest.body import read_body
 from app.ingest.inbound import InboundRequest, query_dict
 from app.wiring import execution_service, trigger_registry
@@ -35,7 +41,11 @@ def receive(name: str) -> tuple[Response, int]:
     trigger = trigger_registry().get(name)
     if not trigger.enabled:
         raise TriggerDisabled()
-    verification = signatures.verify(trigger.auth, request.headers, body)
+    try:
+        verification = signatures.verify(trigger.auth, request.headers, body)
+    except (SignatureMissing, SignatureInvalid, TimestampOutOfTolerance) as refused:
+        auth_failures.record(trigger.name, refused.code)
+        raise
     inbound = InboundRequest(
         method=request.method,
         headers={key.lower(): value for key, value in request.headers.items()},
