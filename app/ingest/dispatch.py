@@ -27,7 +27,7 @@ from app.ingest import dedup, handshake
 from app.ingest.inbound import InboundRequest, ParsedBody, canonical_json, parse_body
 from app.live.notifier import ALL, Notifier
 from app.live.streams import stream_url
-from app.redaction import redact_headers
+from app.redaction import redact_headers, redact_query
 from app.store import Database, dedup_keys
 from app.store import deliveries as deliveries_sql
 from app.store import execution_queue as queue
@@ -282,7 +282,7 @@ class ExecutionService:
             replay_of=request.replay_of,
             method=request.method,
             content_type=request.content_type,
-            query=request.query,
+            query=redact_query(request.query),
             headers=redact_headers(request.headers, trigger.credential_headers),
             body=request.body,
             report=report,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from app.redaction import REDACTED
+from app.redaction import REDACTED, is_sensitive_header, url_credentials
 
 if TYPE_CHECKING:  # the schema validates templates with this module
     from app.triggers.schema import CommandAction, HttpAction, TriggerDocument
@@ -99,10 +99,18 @@ def render_action(document: TriggerDocument, context: dict[str, Any]) -> dict[st
 
 
 def trigger_secrets(document: TriggerDocument) -> list[str]:
+    """Every credential text of the trigger, to mask in reports and logs."""
     secrets = list(document.auth.secrets)
-    if document.action.type == "http" and document.action.signing_secret:
-        secrets.append(document.action.signing_secret)
-    return secrets
+    if document.action.type == "http":
+        action = document.action
+        if action.signing_secret:
+            secrets.append(action.signing_secret)
+        secrets.extend(url_credentials(action.url))
+        secrets.extend(
+            text for name, text in action.headers.items() if is_sensitive_header(name) and text
+        )
+    # Longest first, so a secret containing another is masked whole.
+    return sorted(secrets, key=len, reverse=True)
 
 
 def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:
