@@ -6,6 +6,11 @@ count one level each; ``{}`` is one level) raises :class:`JsonTooDeep`, a
 :class:`ValueError`, like any other invalid JSON. Real webhook payloads stay far
 below the limit; much deeper documents would exhaust the interpreter's stack
 later on (filters, templates, serialisation) and only serve to crash requests.
+
+An object with the same key twice raises :class:`DuplicateKey` (a
+``ValueError``): which of the two values counts differs between parsers, so a
+filter, a dedup key and the program that finally reads the payload could each
+see another document.
 """
 
 from __future__ import annotations
@@ -23,6 +28,24 @@ class JsonTooDeep(ValueError):
         super().__init__(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
 
 
+class DuplicateKey(ValueError):
+    """An object in the document has the same key more than once."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key[:64]!r} in a JSON object")
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
 def _deeper_than(value: Any, limit: int) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -35,9 +58,10 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 
 def loads(data: str | bytes) -> Any:
-    """``json.loads`` with the depth limit; raises ``ValueError`` (or ``JsonTooDeep``)."""
+    """``json.loads`` with the depth limit and unique keys; raises ``ValueError``
+    (:class:`JsonTooDeep`, :class:`DuplicateKey` or the parser's own)."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, object_pairs_hook=_unique_pairs)
     except RecursionError:
         raise JsonTooDeep() from None
     if isinstance(value, dict | list) and _deeper_than(value, MAX_JSON_DEPTH):

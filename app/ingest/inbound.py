@@ -54,6 +54,8 @@ def _form_payload(form: dict[str, list[str]]) -> Any | None:
 def _invalid_json_message(error: ValueError) -> str:
     if isinstance(error, safe_json.JsonTooDeep):
         return f"The request body nests deeper than {safe_json.MAX_JSON_DEPTH} levels."
+    if isinstance(error, safe_json.DuplicateKey):
+        return "The request body has an object with the same key twice."
     return "The request body is not valid JSON."
 
 
@@ -68,7 +70,8 @@ def parse_body(body: bytes, content_type: str | None, *, require_json: bool) -> 
     and accepted by ``require_json``). Other forms are a dict of their fields.
     Undeclared bodies that happen to be JSON are parsed as JSON; anything else is
     text (UTF-8, invalid bytes replaced). JSON nested deeper than
-    :data:`app.safe_json.MAX_JSON_DEPTH` counts as invalid JSON.
+    :data:`app.safe_json.MAX_JSON_DEPTH`, or with an object repeating a key,
+    counts as invalid JSON.
     """
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type == "application/x-www-form-urlencoded":
@@ -90,9 +93,26 @@ def parse_body(body: bytes, content_type: str | None, *, require_json: bool) -> 
     return ParsedBody("text", body.decode("utf-8", errors="replace"))
 
 
+def _canonical_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 1.0, 1e0 and -0.0 are the numbers 1 and 0
+    if isinstance(value, dict):
+        return {key: _canonical_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical_numbers(item) for item in value]
+    return value
+
+
 def canonical_json(value: Any) -> str:
-    """Key-sorted, compact JSON: equal payloads give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Key-sorted, compact JSON with canonical numbers: equal payloads give equal text.
+
+    A number with an integral value is written as an integer (``1.0``, ``1e0`` and
+    ``1`` are the same number, so the same payload); other numbers keep Python's
+    shortest round-trip form. Duplicate keys never get here: the parser refuses them.
+    """
+    return json.dumps(
+        _canonical_numbers(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def query_dict(items: list[tuple[str, str]]) -> dict[str, Any]:

@@ -51,6 +51,8 @@ def reject_malformed_json() -> None:
         raise InvalidJson(
             f"The request body nests deeper than {safe_json.MAX_JSON_DEPTH} levels."
         ) from None
+    except safe_json.DuplicateKey:
+        raise InvalidJson("The request body has an object with the same key twice.") from None
     except ValueError as exc:
         raise InvalidJson() from exc
 
