@@ -14,6 +14,7 @@ equal to a trigger secret are masked in anything shown to people
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -34,13 +35,38 @@ class TemplateRenderError(ValueError):
     """A template failed to compile or render; the message says which and why."""
 
 
+# ``headers."x-github-event"`` (the JMESPath filter form) or ``headers.x-github-event``
+# (a subtraction to Jinja): names with dashes need ``headers["x-github-event"]`` here.
+_FILTER_FORM = re.compile(
+    r"\b(?P<root>headers|query|body)\.(?:\"(?P<quoted>[^\"]+)\"|(?P<dashed>\w+(?:-\w+)+))"
+)
+
+
+def _hint(source: str) -> str:
+    """A suggestion when ``source`` uses the filter form of a field name, else ''."""
+    found = _FILTER_FORM.search(source)
+    if found is None:
+        return ""
+    name = found["quoted"] or found["dashed"]
+    return (
+        f' (in a template write {found["root"]}["{name}"]; '
+        f'{found["root"]}."{name}" is the filter\'s JMESPath form)'
+    )
+
+
 @lru_cache(maxsize=1024)
 def compile_template(source: str) -> Template:
-    """Compile (and cache) a template; raises TemplateRenderError on bad syntax."""
+    """Compile (and cache) a template; raises TemplateRenderError on bad syntax.
+
+    An error message suggests ``headers["x-name"]`` when the template uses the
+    filter form ``headers."x-name"`` (or ``headers.x-name``).
+    """
     try:
         return _ENV.from_string(source)
     except TemplateError as exc:
-        raise TemplateRenderError(f"template {source!r} does not compile: {exc}") from None
+        raise TemplateRenderError(
+            f"template {source!r} does not compile: {exc}{_hint(source)}"
+        ) from None
 
 
 def render(source: str, context: Mapping[str, Any]) -> str:
@@ -52,7 +78,7 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     except TemplateRenderError:
         raise
     except Exception as exc:  # undefined fields, sandbox violations, filter errors
-        raise TemplateRenderError(f"template {source!r} failed: {exc}") from None
+        raise TemplateRenderError(f"template {source!r} failed: {exc}{_hint(source)}") from None
 
 
 def template_context(
