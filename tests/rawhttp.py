@@ -38,13 +38,18 @@ def _read_until_closed_or_complete(sock: socket.socket) -> bytes:
         data += chunk
 
 
-def send_raw(base_url: str, request: bytes, timeout: float = 10.0) -> RawResponse | None:
-    """Send ``request`` as is; the first response, or None if the server sent none."""
+def send_raw(
+    base_url: str, request: bytes, timeout: float = 10.0, *, half_close: bool = False
+) -> RawResponse | None:
+    """Send ``request`` as is (then end our side when ``half_close``); the first response,
+    or None if the server sent none."""
     parts = urlsplit(base_url)
     with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
         # The server may answer and close before reading everything.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(request)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
         data = _read_until_closed_or_complete(sock)
     if not data:
         return None

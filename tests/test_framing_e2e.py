@@ -91,6 +91,17 @@ def test_declared_length_over_the_limit_is_413(server: Server) -> None:
     assert response.status == 413
 
 
+def test_body_shorter_than_its_content_length_is_400_and_not_stored(server: Server) -> None:
+    before = _deliveries(server)
+    headers = {"Content-Length": "100", "Content-Type": "application/json"}
+    request = post_head("/webhooks/open", headers) + b'{"cut": 1}'
+    response = send_raw(server.base_url, request, half_close=True)
+    assert response is not None
+    assert response.status == 400
+    assert response.json()["error"]["code"] == "bad_request"
+    assert _deliveries(server) == before
+
+
 @pytest.mark.parametrize(
     "framing",
     [

@@ -3,7 +3,8 @@
 Contract of :func:`read_body`:
 
 * A declared ``Content-Length`` above the limit is refused before any byte is
-  read; otherwise exactly that many bytes are read.
+  read; otherwise exactly that many bytes are read, and a body that ends before
+  them (the client closed early) is a 400, never a shorter body.
 * A body without ``Content-Length`` (``Transfer-Encoding: chunked``, on a server
   that terminates the input stream, as Gunicorn does) is read from the server's
   stream up to ``limit + 1`` bytes: more than ``limit`` is
@@ -56,7 +57,10 @@ def read_body(limit: int) -> bytes:
     if length is not None:
         if length > limit:
             raise _too_large(limit)
-        return request.get_data(cache=False)
+        data = request.get_data(cache=False)
+        if len(data) != length:
+            raise ClientDisconnected()
+        return data
     if not request.environ.get("wsgi.input_terminated"):
         return b""
     stream: BinaryIO = request.environ["wsgi.input"]
