@@ -70,6 +70,23 @@ def test_chunked_body_over_the_limit_is_413_before_the_signature_check(server: S
     assert response.status == 413
 
 
+def test_chunked_admin_body_over_the_limit_is_413(server: Server) -> None:
+    body = _json_body(LIMIT * 2)
+    request = post_head("/admin/triggers", {**CHUNKED, **AUTH}) + chunked(body)
+    response = send_raw(server.base_url, request)
+    assert response is not None
+    assert response.status == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_chunked_admin_body_at_the_limit_is_read_whole(server: Server) -> None:
+    body = _json_body(LIMIT)
+    request = post_head("/admin/triggers", {**CHUNKED, **AUTH}) + chunked(body)
+    response = send_raw(server.base_url, request)
+    assert response is not None
+    assert response.status == 422  # parsed whole: a valid JSON object, not a trigger
+
+
 @pytest.mark.parametrize("size", [LIMIT - 1, LIMIT])
 def test_chunked_body_within_the_limit_is_accepted_whole(server: Server, size: int) -> None:
     body = _json_body(size)

@@ -65,3 +65,23 @@ def read_body(limit: int) -> bytes:
         return b""
     stream: BinaryIO = request.environ["wsgi.input"]
     return _read_unframed(stream, limit)
+
+
+def refuse_cut_stream(data: bytes, limit: int) -> None:
+    """PayloadTooLarge if ``data`` came from Werkzeug's stream cut at ``limit``.
+
+    For other routes, which read through ``request.get_data``: a body without
+    ``Content-Length`` is cut at ``MAX_CONTENT_LENGTH`` without notice, so when
+    ``limit`` bytes arrived, one more byte from the server's stream tells a body of
+    exactly ``limit`` bytes from a longer one.
+    """
+    if request.content_length is not None or len(data) < limit:
+        return
+    if not request.environ.get("wsgi.input_terminated"):
+        return
+    try:
+        more = request.environ["wsgi.input"].read(1)
+    except OSError as exc:
+        raise ClientDisconnected() from exc
+    if more:
+        raise _too_large(limit)

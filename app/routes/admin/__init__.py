@@ -9,12 +9,13 @@ levels, is 400 ``invalid_json``.
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask_openapi3 import OpenAPI
 from pydantic import ValidationError
 
 from app import safe_json
 from app.errors import InvalidJson, error_response
+from app.ingest.body import refuse_cut_stream
 
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
@@ -39,10 +40,12 @@ def validation_error_response(error: ValidationError) -> Response:
 
 
 def reject_malformed_json() -> None:
-    """Before-request hook: a non-empty admin body must parse as JSON."""
+    """Before-request hook: a non-empty admin body must parse as JSON, and a chunked
+    one over ``MAX_BODY_BYTES`` is 413 ``payload_too_large`` (not cut short)."""
     if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/admin/"):
         return
     data = request.get_data(cache=True)
+    refuse_cut_stream(data, current_app.config["MAX_CONTENT_LENGTH"])
     if not data.strip():
         return
     try:
