@@ -162,3 +162,17 @@ def test_counts_are_summed_over_gunicorn_workers(tmp_path: Path) -> None:
             scrapes.append(_failures(text, "multi", "signature_invalid"))
         assert scrapes == [sent] * len(scrapes)
         assert "pid=" not in text
+        warnings = [
+            json.loads(line)
+            for line in server.log_lines()
+            if "webhook authentication failed" in line
+        ]
+    assert 0 < len(warnings) <= 2 * auth_failures.LOG_LINES_PER_WINDOW
+    line = warnings[0]
+    assert (line["level"], line["trigger"], line["reason"]) == (
+        "WARNING",
+        "multi",
+        "signature_invalid",
+    )
+    assert line["request_id"]
+    assert bad["X-Hub-Signature-256"].removeprefix("sha256=") not in json.dumps(warnings)
