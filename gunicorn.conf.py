@@ -57,6 +57,36 @@ class JsonLogger(Logger):
 logger_class = JsonLogger
 
 
+# --- per-server Prometheus counters ----------------------------------------------------
+# Workers write their counters (app.ingest.auth_failures) to files in this directory
+# and /metrics on any worker sums them. It is wiped when the server starts, so the
+# counters start at zero like any Prometheus counter; without the variable the master
+# makes a private one and removes it at exit.
+_METRICS_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    import glob
+    import tempfile
+
+    directory = os.environ.get(_METRICS_DIR_VAR)
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="hookrunner-metrics-")
+        os.environ[_METRICS_DIR_VAR] = directory
+        server._hookrunner_metrics_dir = directory
+    os.makedirs(directory, exist_ok=True)
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(stale)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    import shutil
+
+    directory = getattr(server, "_hookrunner_metrics_dir", None)
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 # --- worker lifecycle hooks (docs/architecture.md, gevent rule 4) ---------------------
 # Imports happen inside the hooks: they run in the worker, after gevent patched it.
 

@@ -50,6 +50,13 @@ class BadRequest(AppError):
     message = "The request could not be understood."
 
 
+class MalformedRequest(BadRequest):
+    """The request's framing is broken (say an invalid chunk size); the server closes it."""
+
+    code = "malformed_request"
+    message = "The request body framing is malformed."
+
+
 class InvalidJson(AppError):
     status = 400
     code = "invalid_json"
@@ -198,8 +205,25 @@ def _handle_unexpected(error: Exception) -> Response:
     return error_response(500, AppError.code, AppError.message)
 
 
+def _handle_malformed_framing(error: Exception) -> Response:
+    # The server raised while reading the body for us: the client's bytes, not our bug.
+    log.info("malformed request framing", extra={"error_type": type(error).__name__})
+    return _handle_app_error(MalformedRequest())
+
+
+def _server_parse_errors() -> tuple[type[Exception], ...]:
+    """Exceptions a WSGI server raises from ``wsgi.input`` on malformed framing."""
+    try:
+        from gunicorn.http.errors import ParseException
+    except ImportError:  # another WSGI server
+        return ()
+    return (ParseException,)
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers that give every error the same envelope."""
     app.register_error_handler(AppError, _handle_app_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
+    for parse_error in _server_parse_errors():
+        app.register_error_handler(parse_error, _handle_malformed_framing)
     app.register_error_handler(Exception, _handle_unexpected)

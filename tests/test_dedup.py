@@ -191,3 +191,36 @@ def test_keys_list_paginates(
         if cursor is None:
             break
     assert sorted(seen) == sorted(f"delivery:page-{n}" for n in range(5))
+
+
+def test_payload_hash_treats_integral_floats_as_the_same_number(
+    client: FlaskClient, make_trigger: Any
+) -> None:
+    make_trigger(dedup={"key": "payload"})
+    assert _send(client, "num-1", b'{"n": 1, "m": [2, -0]}').status_code == 202
+    assert _send(client, "num-2", b'{"n": 1.0, "m": [2e0, -0.0]}').status_code == 200
+    assert _send(client, "num-3", b'{"n": 1.5, "m": [2, 0]}').status_code == 202
+
+
+def test_duplicate_json_keys_are_400_invalid_json(
+    client: FlaskClient, db: Database, make_trigger: Any
+) -> None:
+    make_trigger(dedup={"key": "payload"})
+    response = _send(client, "dup-1", b'{"after": "a", "after": "b"}')
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_json"
+    assert "same key" in response.get_json()["error"]["message"]
+    assert _executions(db) == []
+
+
+def test_duplicate_keys_in_admin_bodies_are_400(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    body = b'{"name": "a", "name": "b"}'
+    response = client.post(
+        "/admin/triggers",
+        data=body,
+        headers={**auth_headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_json"

@@ -23,11 +23,11 @@ from jmespath.exceptions import JMESPathError
 from app.clock import utc_now_iso
 from app.config import Settings
 from app.errors import TriggerBusy
-from app.ingest import dedup
+from app.ingest import dedup, handshake
 from app.ingest.inbound import InboundRequest, ParsedBody, canonical_json, parse_body
 from app.live.notifier import ALL, CANCEL, WORK, Notifier
 from app.live.streams import stream_url
-from app.redaction import redact_headers
+from app.redaction import redact_headers, redact_query
 from app.store import Connection, Database, dedup_keys
 from app.store import deliveries as deliveries_sql
 from app.store import execution_queue as queue
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 _TRACE_LIMIT = 500  # characters of a filter result kept in the trace
 BUSY_RETRY_AFTER_SECONDS = 30
+_REASONS = {"ignored": "filter_mismatch", "handshake": "url_verification"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Evaluation:
     filter_trace: dict[str, Any] | None
     matched: bool
     dedup: dedup.DedupDecision
+    challenge: str | None = None  # a sender handshake to answer instead of dispatching
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,19 @@ class _Recorded:
 
 @dataclass(frozen=True)
 class DispatchResult:
-    status: str  # accepted | duplicate | ignored
+    status: str  # accepted | duplicate | ignored | handshake
     delivery_id: str
     execution_id: str | None
     reason: str | None = None
+    challenge: str | None = None
 
     def payload(self, request_id: str | None) -> dict[str, Any]:
-        """The JSON answer for this outcome (webhooks, replay): one shape everywhere."""
+        """The JSON answer for this outcome (webhooks, replay): one shape everywhere.
+
+        A handshake is answered the way its sender requires: ``{"challenge": ...}``.
+        """
+        if self.status == "handshake":
+            return {"challenge": self.challenge}
         answer: dict[str, Any] = {"status": self.status, "delivery_id": self.delivery_id}
         if self.status == "ignored":
             return answer | {"reason": self.reason, "request_id": request_id}
@@ -146,6 +154,10 @@ class ExecutionService:
             request.body, request.content_type, require_json=trigger.document.require_json
         )
         context = {"body": body.value, "headers": request.headers, "query": request.query}
+        challenge = handshake.slack_challenge(trigger.auth.scheme, body)
+        if challenge is not None:
+            no_dedup = dedup.DedupDecision(None, 0, "handshake")
+            return Evaluation(body, context, None, False, no_dedup, challenge=challenge)
         matched, trace = _filter(trigger, context)
         decision = dedup.decide(trigger, request, body, context, self.settings)
         return Evaluation(body, context, trace, matched, decision)
@@ -163,6 +175,10 @@ class ExecutionService:
         delivery_id = uuid.uuid4().hex
         report = self._report(trigger, request, evaluation, _stage(request_started))
         delivery = functools.partial(self._delivery, trigger, request, delivery_id)
+        if evaluation.challenge is not None:
+            answered = delivery("handshake", None, None, report)
+            self.db.ingest(lambda conn: deliveries_sql.insert(conn, answered))
+            return DispatchResult("handshake", delivery_id, None, challenge=evaluation.challenge)
         if not evaluation.matched:
             ignored = delivery("ignored", None, None, report)
             self.db.ingest(lambda conn: deliveries_sql.insert(conn, ignored))
@@ -273,13 +289,13 @@ class ExecutionService:
             received_at=request.received_at,
             request_id=request.request_id,
             outcome=outcome,
-            reason=report.get("rejected") or ("filter_mismatch" if outcome == "ignored" else None),
+            reason=report.get("rejected") or _REASONS.get(outcome),
             dedup_key=key,
             execution_id=execution_id,
             replay_of=request.replay_of,
             method=request.method,
             content_type=request.content_type,
-            query=request.query,
+            query=redact_query(request.query),
             headers=redact_headers(request.headers, trigger.credential_headers),
             body=request.body,
             report=report,

@@ -64,7 +64,7 @@ def dry_run(
     *,
     request_id: str | None,
 ) -> dict[str, Any]:
-    """The report of what would happen; ``would`` is accept|duplicate|ignore|reject."""
+    """The report of what would happen; ``would`` is accept|duplicate|ignore|reject|handshake."""
     body, default_type = _raw_body(sample)
     headers = {name.lower(): value for name, value in sample.headers.items()}
     auth, verification = _authenticate(trigger, headers, body)
@@ -111,6 +111,8 @@ def dry_run(
     report["would"] = (
         "reject"
         if not auth["ok"] or not trigger.enabled
+        else "handshake"
+        if evaluation.challenge is not None
         else "ignore"
         if not evaluation.matched
         else "duplicate"

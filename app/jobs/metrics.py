@@ -8,6 +8,7 @@ is the JSON of ``GET /admin/metrics/summary``.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -22,8 +23,10 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from app.clock import parse_iso, utc_now, utc_now_iso
+from app.outbound.breakers import destination_of
 from app.store import Database, breaker_states
 from app.store import metrics as metrics_sql
+from app.store import triggers as triggers_sql
 
 BREAKER_STATES = ("closed", "open", "half-open")
 
@@ -60,21 +63,37 @@ def _totals(
     return dict(deliveries), executions
 
 
+def _known(db: Database) -> tuple[list[str], set[str]]:
+    """Every trigger name and every HTTP action's destination (for zero-valued gauges)."""
+    names, destinations = [], set()
+    for row in triggers_sql.list_all(db):
+        names.append(row.name)
+        action = json.loads(row.document).get("action") or {}
+        if action.get("type") == "http" and action.get("url"):
+            destinations.add(destination_of(action["url"]))
+    return names, destinations
+
+
 class StoreCollector(Collector):
+    """Store-wide figures. Gauges have a series for every trigger and every HTTP
+    destination, zero (or ``closed``) when nothing is queued or recorded."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def collect(self) -> Iterator[Metric]:
         deliveries, executions = _totals(self.db)
+        triggers, destinations = _known(self.db)
         yield from _delivery_families(deliveries)
         yield from _execution_families(executions)
-        yield from _queue_families(self.db)
+        yield from _queue_families(self.db, triggers)
         breakers = GaugeMetricFamily(
             "hookrunner_breaker_state",
             "Circuit breaker state per destination (1 for the current state).",
             labels=["destination", "state"],
         )
-        for destination, current in breaker_states.all_states(self.db).items():
+        states = dict.fromkeys(destinations, "closed") | breaker_states.all_states(self.db)
+        for destination, current in sorted(states.items()):
             for state in BREAKER_STATES:
                 breakers.add_metric([destination, state], 1.0 if state == current else 0.0)
         yield breakers
@@ -123,7 +142,7 @@ def _execution_families(executions: dict[tuple[str, str], dict[str, Any]]) -> It
     return iter((total, histogram))
 
 
-def _queue_families(db: Database) -> Iterator[Metric]:
+def _queue_families(db: Database, triggers: list[str]) -> Iterator[Metric]:
     active = GaugeMetricFamily(
         "hookrunner_executions_active",
         "Queued and running executions.",
@@ -132,16 +151,22 @@ def _queue_families(db: Database) -> Iterator[Metric]:
     depth = GaugeMetricFamily("hookrunner_queue_depth", "Queued executions.", labels=["trigger"])
     oldest = GaugeMetricFamily(
         "hookrunner_oldest_queued_age_seconds",
-        "Age of the oldest queued execution.",
+        "Age of the oldest queued execution (0 with an empty queue).",
         labels=["trigger"],
     )
     now = utc_now()
+    counts: dict[tuple[str, str], int] = {}
+    ages: dict[str, float] = {}
     for trigger, status, count, first in metrics_sql.active(db):
-        active.add_metric([trigger, status], count)
-        if status == "queued":
-            depth.add_metric([trigger], count)
-            if first:
-                oldest.add_metric([trigger], (now - parse_iso(first)).total_seconds())
+        counts[(trigger, status)] = count
+        if status == "queued" and first:
+            ages[trigger] = (now - parse_iso(first)).total_seconds()
+    names = sorted(set(triggers) | {trigger for trigger, _status in counts})
+    for trigger in names:
+        for status in ("queued", "running"):
+            active.add_metric([trigger, status], counts.get((trigger, status), 0))
+        depth.add_metric([trigger], counts.get((trigger, "queued"), 0))
+        oldest.add_metric([trigger], ages.get(trigger, 0.0))
     return iter((active, depth, oldest))
 
 

@@ -2,16 +2,19 @@
 
 Contract:
 
-* **Refused destinations.** Unless ``allow_private`` is set, a request whose
-  connected peer is not a global address (loopback, private, link-local,
-  unspecified, multicast, reserved, shared, documentation ranges; IPv4-mapped
-  IPv6 is judged by its IPv4 address) fails with :class:`PrivateAddressRefused`
-  before a single byte is sent. The check runs on ``getpeername()`` of the
-  socket right after the TCP connect (and before TLS), so DNS tricks such as
-  rebinding cannot route around it: what counts is where we actually are
-  connected, not what a name resolved to earlier. A literal non-global IP in
-  the URL is refused before connecting at all. This keeps webhook senders from
-  using forwards to reach services inside the operator's network (SSRF).
+* **Refused destinations.** Unless ``allow_private`` is set, a destination that
+  is not a global address (loopback, private, link-local, unspecified,
+  multicast, reserved, shared, documentation ranges; IPv4-mapped IPv6 is judged
+  by its IPv4 address) fails with :class:`PrivateAddressRefused` **before any
+  TCP connection is attempted**: the host - a name, or any numeric form the
+  resolver accepts (``2130706433``, ``0x7f000001``, ``127.1``, ``0``) - is
+  resolved once, every resolved address is checked, one non-global address
+  refuses the request, and the socket connects only to an address that was
+  checked (never resolving again, so DNS rebinding between check and connect
+  cannot route around it). As a second line, ``getpeername()`` of the socket is
+  checked again right after the connect (before TLS). Because nothing is
+  connected, the refusal is the same whether the internal port is open or
+  closed: forwards cannot be used to scan the operator's network (SSRF).
 * **No redirects, no retries**: a 3xx is returned as is; the caller decides.
 * **Bounded**: ``timeout`` bounds connect and each read, and the body read stops
   once the deadline passes; at most ``max_response_bytes`` of the body are kept
@@ -28,13 +31,14 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from urllib3.util import Timeout, parse_url
 
@@ -48,6 +52,40 @@ class PrivateAddressRefused(Exception):
         super().__init__(f"{host} is {address}, which is not a global address")
         self.host = host
         self.address = address
+
+
+def checked_addresses(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to; PrivateAddressRefused if any is not global.
+
+    ``socket.gaierror`` (the name does not resolve) propagates.
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    refused = [address for address in addresses if not is_global_address(address)]
+    if refused or not addresses:
+        raise PrivateAddressRefused(host, ", ".join(refused) or "unresolvable")
+    return addresses
+
+
+def _connect_checked(conn: HTTPConnection, connect: Callable[[], socket.socket]) -> socket.socket:
+    """Resolve and check ``conn``'s host, then connect to the checked addresses in turn."""
+    host = conn._dns_host
+    try:
+        addresses = checked_addresses(host, conn.port or 80)
+    except socket.gaierror as exc:
+        raise NameResolutionError(conn.host, conn, exc) from exc
+    last: Exception | None = None
+    try:
+        for address in addresses:
+            conn._dns_host = address  # urllib3 connects to this; Host and SNI keep conn.host
+            try:
+                return connect()
+            except NewConnectionError as exc:
+                last = exc
+    finally:
+        conn._dns_host = host
+    assert last is not None
+    raise last
 
 
 class ResponseTimeout(Urllib3TimeoutError):
@@ -85,7 +123,10 @@ class GuardedHTTPConnection(HTTPConnection):
 
     def _new_conn(self) -> socket.socket:
         # _new_conn is the TCP connect step of both connect() implementations.
-        return _check_peer(super()._new_conn(), self.host, self.allow_private)
+        if self.allow_private:
+            return super()._new_conn()
+        sock = _connect_checked(self, super()._new_conn)
+        return _check_peer(sock, self.host, self.allow_private)
 
 
 class GuardedHTTPSConnection(HTTPSConnection):
@@ -96,7 +137,10 @@ class GuardedHTTPSConnection(HTTPSConnection):
         self.allow_private = allow_private
 
     def _new_conn(self) -> socket.socket:
-        return _check_peer(super()._new_conn(), self.host, self.allow_private)
+        if self.allow_private:
+            return super()._new_conn()
+        sock = _connect_checked(self, super()._new_conn)
+        return _check_peer(sock, self.host, self.allow_private)
 
 
 class GuardedHTTPConnectionPool(HTTPConnectionPool):

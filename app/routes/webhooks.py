@@ -3,8 +3,8 @@
 Order matters and is the contract: size limit, trigger lookup, authentication
 over the raw bytes, then :meth:`ExecutionService.dispatch_webhook_event`
 (parse, filter, dedup, record). A request that fails authentication is not
-stored. This route is deliberately a plain Flask view (no model validation):
-it is the hot path.
+stored, but counted and logged (:mod:`app.ingest.auth_failures`). This route
+is deliberately a plain Flask view (no model validation): it is the hot path.
 """
 
 from __future__ import annotations
@@ -15,8 +15,15 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from app.clock import utc_now_iso
-from app.errors import PayloadTooLarge, TriggerDisabled, TriggerNotFound
-from app.ingest import signatures
+from app.errors import (
+    SignatureInvalid,
+    SignatureMissing,
+    TimestampOutOfTolerance,
+    TriggerDisabled,
+    TriggerNotFound,
+)
+from app.ingest import auth_failures, signatures
+from app.ingest.body import read_body
 from app.ingest.inbound import InboundRequest, query_dict
 from app.wiring import execution_service, trigger_registry
 
@@ -25,23 +32,20 @@ bp = Blueprint("webhooks", __name__)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-def _read_body(limit: int) -> bytes:
-    length = request.content_length
-    if length is not None and length > limit:
-        raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
-    return request.get_data(cache=False)  # werkzeug enforces MAX_CONTENT_LENGTH on streams
-
-
 @bp.post("/webhooks/<name>")
 def receive(name: str) -> tuple[Response, int]:
     started = g.get("request_started") or time.perf_counter()
-    body = _read_body(current_app.config["MAX_CONTENT_LENGTH"])
+    body = read_body(current_app.config["MAX_CONTENT_LENGTH"])
     if not _NAME.match(name):
         raise TriggerNotFound()
     trigger = trigger_registry().get(name)
     if not trigger.enabled:
         raise TriggerDisabled()
-    verification = signatures.verify(trigger.auth, request.headers, body)
+    try:
+        verification = signatures.verify(trigger.auth, request.headers, body)
+    except (SignatureMissing, SignatureInvalid, TimestampOutOfTolerance) as refused:
+        auth_failures.record(trigger.name, refused.code)
+        raise
     inbound = InboundRequest(
         method=request.method,
         headers={key.lower(): value for key, value in request.headers.items()},
@@ -53,5 +57,6 @@ def receive(name: str) -> tuple[Response, int]:
         verification=verification,
     )
     result = execution_service().dispatch_webhook_event(trigger, inbound, request_started=started)
-    status = 200 if result.status == "duplicate" else 202  # 200 stops the sender's retries
+    # 200 stops the sender's retries; a handshake's sender requires it.
+    status = 200 if result.status in ("duplicate", "handshake") else 202
     return jsonify(result.payload(inbound.request_id)), status

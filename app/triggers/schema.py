@@ -2,6 +2,10 @@
 
 :class:`TriggerDocument` is the stored and validated form (secrets included).
 Secrets are write-only: :func:`public_view` is the only shape the API returns.
+Besides ``auth.secrets`` and an HTTP action's ``signing_secret``, an HTTP action's
+credentials are shown masked: the URL's user-info and credential query values
+(:func:`app.redaction.redact_url`) and the values of credential headers such as
+``Authorization`` (:func:`app.redaction.is_sensitive_header`) read ``[redacted]``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.redaction import REDACTED, is_sensitive_header, redact_url
 from app.triggers.templates import TemplateRenderError, compile_template
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -180,12 +185,36 @@ class TriggerPatch(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+def _keep_http_credentials(current: HttpAction, patch: dict[str, Any]) -> dict[str, Any]:
+    """An HTTP action patch with the stored credentials put back where it has masks.
+
+    ``signing_secret`` and ``headers`` left out keep the stored ones; a header whose
+    value is the ``[redacted]`` mask keeps its stored value; a ``url`` equal to the
+    masked stored URL is the stored URL. A changed URL must carry its credentials.
+    """
+    value = dict(patch)
+    if "signing_secret" not in value:
+        value["signing_secret"] = current.signing_secret
+    if "headers" not in value:
+        value["headers"] = dict(current.headers)
+    elif isinstance(value["headers"], dict):
+        stored = {name.lower(): text for name, text in current.headers.items()}
+        value["headers"] = {
+            name: stored.get(name.lower(), text) if text == REDACTED else text
+            for name, text in value["headers"].items()
+        }
+    if value.get("url") == redact_url(current.url):
+        value["url"] = current.url
+    return value
+
+
 def merge_patch(current: TriggerDocument, patch: dict[str, Any]) -> dict[str, Any]:
     """The document that results from applying ``patch`` (validate it afterwards).
 
-    Top-level fields are replaced; an ``auth`` or ``action`` patch that leaves
-    out ``secrets`` / ``signing_secret`` keeps the stored ones, because clients
-    never see them and cannot send them back.
+    Top-level fields are replaced; an ``auth`` patch that leaves out ``secrets``
+    keeps the stored ones, and an HTTP ``action`` patch keeps the stored signing
+    secret and credentials it leaves out or sends back masked
+    (:func:`_keep_http_credentials`), because clients never see them.
     """
     merged = current.model_dump()
     for field, value in patch.items():
@@ -196,19 +225,25 @@ def merge_patch(current: TriggerDocument, patch: dict[str, Any]) -> dict[str, An
             and isinstance(value, dict)
             and isinstance(current.action, HttpAction)
             and value.get("type", "http") == "http"
-            and "signing_secret" not in value
         ):
-            value = {**value, "signing_secret": current.action.signing_secret}
+            value = _keep_http_credentials(current.action, value)
         merged[field] = value
     return merged
 
 
 def public_view(document: TriggerDocument) -> dict[str, Any]:
-    """The document as the API shows it: secrets replaced by ``has_secret`` flags."""
+    """The document as the API shows it: secrets replaced by ``has_secret`` flags,
+    an HTTP action's credentials masked."""
     view = document.model_dump()
     secrets = view["auth"].pop("secrets")
     view["auth"]["has_secret"] = bool(secrets)
     view["auth"]["secret_count"] = len(secrets)
     if view["action"]["type"] == "http":
-        view["action"]["has_signing_secret"] = view["action"].pop("signing_secret") is not None
+        action = view["action"]
+        action["has_signing_secret"] = action.pop("signing_secret") is not None
+        action["url"] = redact_url(action["url"])
+        action["headers"] = {
+            name: REDACTED if is_sensitive_header(name) else text
+            for name, text in action["headers"].items()
+        }
     return view

@@ -14,6 +14,7 @@ equal to a trigger secret are masked in anything shown to people
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from app.redaction import REDACTED
+from app.redaction import REDACTED, is_sensitive_header, url_credentials
 
 if TYPE_CHECKING:  # the schema validates templates with this module
     from app.triggers.schema import CommandAction, HttpAction, TriggerDocument
@@ -34,13 +35,38 @@ class TemplateRenderError(ValueError):
     """A template failed to compile or render; the message says which and why."""
 
 
+# ``headers."x-github-event"`` (the JMESPath filter form) or ``headers.x-github-event``
+# (a subtraction to Jinja): names with dashes need ``headers["x-github-event"]`` here.
+_FILTER_FORM = re.compile(
+    r"\b(?P<root>headers|query|body)\.(?:\"(?P<quoted>[^\"]+)\"|(?P<dashed>\w+(?:-\w+)+))"
+)
+
+
+def _hint(source: str) -> str:
+    """A suggestion when ``source`` uses the filter form of a field name, else ''."""
+    found = _FILTER_FORM.search(source)
+    if found is None:
+        return ""
+    name = found["quoted"] or found["dashed"]
+    return (
+        f' (in a template write {found["root"]}["{name}"]; '
+        f'{found["root"]}."{name}" is the filter\'s JMESPath form)'
+    )
+
+
 @lru_cache(maxsize=1024)
 def compile_template(source: str) -> Template:
-    """Compile (and cache) a template; raises TemplateRenderError on bad syntax."""
+    """Compile (and cache) a template; raises TemplateRenderError on bad syntax.
+
+    An error message suggests ``headers["x-name"]`` when the template uses the
+    filter form ``headers."x-name"`` (or ``headers.x-name``).
+    """
     try:
         return _ENV.from_string(source)
     except TemplateError as exc:
-        raise TemplateRenderError(f"template {source!r} does not compile: {exc}") from None
+        raise TemplateRenderError(
+            f"template {source!r} does not compile: {exc}{_hint(source)}"
+        ) from None
 
 
 def render(source: str, context: Mapping[str, Any]) -> str:
@@ -52,7 +78,7 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     except TemplateRenderError:
         raise
     except Exception as exc:  # undefined fields, sandbox violations, filter errors
-        raise TemplateRenderError(f"template {source!r} failed: {exc}") from None
+        raise TemplateRenderError(f"template {source!r} failed: {exc}{_hint(source)}") from None
 
 
 def template_context(
@@ -99,10 +125,18 @@ def render_action(document: TriggerDocument, context: dict[str, Any]) -> dict[st
 
 
 def trigger_secrets(document: TriggerDocument) -> list[str]:
+    """Every credential text of the trigger, to mask in reports and logs."""
     secrets = list(document.auth.secrets)
-    if document.action.type == "http" and document.action.signing_secret:
-        secrets.append(document.action.signing_secret)
-    return secrets
+    if document.action.type == "http":
+        action = document.action
+        if action.signing_secret:
+            secrets.append(action.signing_secret)
+        secrets.extend(url_credentials(action.url))
+        secrets.extend(
+            text for name, text in action.headers.items() if is_sensitive_header(name) and text
+        )
+    # Longest first, so a secret containing another is masked whole.
+    return sorted(secrets, key=len, reverse=True)
 
 
 def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:

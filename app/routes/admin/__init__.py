@@ -3,18 +3,19 @@
 Bodies are validated by pydantic models through flask-openapi3, which also
 publishes them in ``/openapi.json``. Validation failures become 422
 ``validation_failed`` with the wrong fields' paths in ``details``; a body that
-is not JSON at all is 400 ``invalid_json``.
+is not JSON at all, or nests deeper than :data:`app.safe_json.MAX_JSON_DEPTH`
+levels, is 400 ``invalid_json``.
 """
 
 from __future__ import annotations
 
-import json
-
-from flask import Response, request
+from flask import Response, current_app, request
 from flask_openapi3 import OpenAPI
 from pydantic import ValidationError
 
+from app import safe_json
 from app.errors import InvalidJson, error_response
+from app.ingest.body import refuse_cut_stream
 
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
@@ -39,14 +40,22 @@ def validation_error_response(error: ValidationError) -> Response:
 
 
 def reject_malformed_json() -> None:
-    """Before-request hook: a non-empty admin body must parse as JSON."""
+    """Before-request hook: a non-empty admin body must parse as JSON, and a chunked
+    one over ``MAX_BODY_BYTES`` is 413 ``payload_too_large`` (not cut short)."""
     if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/admin/"):
         return
     data = request.get_data(cache=True)
+    refuse_cut_stream(data, current_app.config["MAX_CONTENT_LENGTH"])
     if not data.strip():
         return
     try:
-        json.loads(data)
+        safe_json.loads(data)
+    except safe_json.JsonTooDeep:
+        raise InvalidJson(
+            f"The request body nests deeper than {safe_json.MAX_JSON_DEPTH} levels."
+        ) from None
+    except safe_json.DuplicateKey:
+        raise InvalidJson("The request body has an object with the same key twice.") from None
     except ValueError as exc:
         raise InvalidJson() from exc
 

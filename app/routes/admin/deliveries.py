@@ -27,7 +27,7 @@ bp = APIBlueprint(
 
 
 class DeliveryQuery(TimeRangeQuery):
-    outcome: Literal["accepted", "duplicate", "ignored", "rejected"] | None = None
+    outcome: Literal["accepted", "duplicate", "ignored", "rejected", "handshake"] | None = None
 
 
 class DeliveryPath(BaseModel):

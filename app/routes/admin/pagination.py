@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app import safe_json
 from app.clock import to_iso
 from app.errors import BadRequest
 
@@ -41,7 +42,9 @@ def decode_cursor(cursor: str | None) -> tuple[str, str] | None:
     if cursor is None:
         return None
     try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)))
+        value = safe_json.loads(
+            base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4))
+        )
     except (ValueError, binascii.Error) as exc:
         raise InvalidCursor() from exc
     if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):

@@ -1,0 +1,87 @@
+"""Reading a webhook body within ``MAX_BODY_BYTES``, however it is framed.
+
+Contract of :func:`read_body`:
+
+* A declared ``Content-Length`` above the limit is refused before any byte is
+  read; otherwise exactly that many bytes are read, and a body that ends before
+  them (the client closed early) is a 400, never a shorter body.
+* A body without ``Content-Length`` (``Transfer-Encoding: chunked``, on a server
+  that terminates the input stream, as Gunicorn does) is read from the server's
+  stream up to ``limit + 1`` bytes: more than ``limit`` is
+  :class:`~app.errors.PayloadTooLarge`, never a silently truncated body
+  (Werkzeug's limited stream stops at the limit without saying so when read
+  whole). A server that does not terminate the stream gives an empty body.
+* A client that goes away mid-body is a 400 (``ClientDisconnected``); malformed
+  chunk framing raised by the server while reading (Gunicorn's
+  ``ParseException``) propagates to :mod:`app.errors`, which answers 400
+  ``malformed_request``.
+
+All of this happens before the trigger is looked up or a signature is checked.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from flask import request
+from werkzeug.exceptions import ClientDisconnected
+
+from app.errors import PayloadTooLarge
+
+_CHUNK = 64 * 1024
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The body is larger than {limit} bytes.")
+
+
+def _read_unframed(stream: BinaryIO, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            chunk = stream.read(min(_CHUNK, limit + 1 - size))
+        except OSError as exc:  # the client went away mid-body
+            raise ClientDisconnected() from exc
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+
+
+def read_body(limit: int) -> bytes:
+    """The current request's whole body, at most ``limit`` bytes (see the module contract)."""
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise _too_large(limit)
+        data = request.get_data(cache=False)
+        if len(data) != length:
+            raise ClientDisconnected()
+        return data
+    if not request.environ.get("wsgi.input_terminated"):
+        return b""
+    stream: BinaryIO = request.environ["wsgi.input"]
+    return _read_unframed(stream, limit)
+
+
+def refuse_cut_stream(data: bytes, limit: int) -> None:
+    """PayloadTooLarge if ``data`` came from Werkzeug's stream cut at ``limit``.
+
+    For other routes, which read through ``request.get_data``: a body without
+    ``Content-Length`` is cut at ``MAX_CONTENT_LENGTH`` without notice, so when
+    ``limit`` bytes arrived, one more byte from the server's stream tells a body of
+    exactly ``limit`` bytes from a longer one.
+    """
+    if request.content_length is not None or len(data) < limit:
+        return
+    if not request.environ.get("wsgi.input_terminated"):
+        return
+    try:
+        more = request.environ["wsgi.input"].read(1)
+    except OSError as exc:
+        raise ClientDisconnected() from exc
+    if more:
+        raise _too_large(limit)

@@ -1,0 +1,136 @@
+"""Body size and framing through a real Gunicorn, over raw sockets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.rawhttp import chunked, post_head, send_raw
+from tests.server import Server, gunicorn_server
+
+pytestmark = pytest.mark.slow
+
+LIMIT = 1024
+TOKEN = "framing-admin-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CHUNKED = {"Transfer-Encoding": "chunked", "Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp_path: Path = tmp_path_factory.mktemp("framing")
+    env = {"MAX_BODY_BYTES": str(LIMIT), "ADMIN_TOKEN": TOKEN, "ENGINE_ENABLED": "0"}
+    with gunicorn_server(tmp_path, env=env) as running:
+        document = {
+            "name": "open",
+            "auth": {"scheme": "none"},
+            "action": {"type": "command", "argv": ["/bin/true"]},
+            "dedup": {"key": "none"},
+        }
+        created = requests.post(
+            f"{running.base_url}/admin/triggers", json=document, headers=AUTH, timeout=10
+        )
+        assert created.status_code == 201, created.text
+        yield running
+
+
+def _deliveries(server: Server) -> int:
+    listed = requests.get(f"{server.base_url}/admin/deliveries", headers=AUTH, timeout=10)
+    return len(listed.json()["items"])
+
+
+def _json_body(size: int) -> bytes:
+    filler = "x" * (size - len(b'{"pad":""}'))
+    body = json.dumps({"pad": filler}, separators=(",", ":")).encode()
+    assert len(body) == size
+    return body
+
+
+def test_chunked_body_over_the_limit_is_413_and_not_stored(server: Server) -> None:
+    before = _deliveries(server)
+    body = _json_body(LIMIT * 4)
+    response = send_raw(server.base_url, post_head("/webhooks/open", CHUNKED) + chunked(body))
+    assert response is not None
+    assert response.status == 413
+    error = response.json()["error"]
+    assert error["code"] == "payload_too_large"
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert _deliveries(server) == before
+
+
+def test_chunked_body_over_the_limit_is_413_before_the_signature_check(server: Server) -> None:
+    # A trigger that does not exist would be 404 and a signed one 401: size comes first.
+    body = _json_body(LIMIT + 1)
+    response = send_raw(server.base_url, post_head("/webhooks/nosuch", CHUNKED) + chunked(body))
+    assert response is not None
+    assert response.status == 413
+
+
+def test_chunked_admin_body_over_the_limit_is_413(server: Server) -> None:
+    body = _json_body(LIMIT * 2)
+    request = post_head("/admin/triggers", {**CHUNKED, **AUTH}) + chunked(body)
+    response = send_raw(server.base_url, request)
+    assert response is not None
+    assert response.status == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_chunked_admin_body_at_the_limit_is_read_whole(server: Server) -> None:
+    body = _json_body(LIMIT)
+    request = post_head("/admin/triggers", {**CHUNKED, **AUTH}) + chunked(body)
+    response = send_raw(server.base_url, request)
+    assert response is not None
+    assert response.status == 422  # parsed whole: a valid JSON object, not a trigger
+
+
+@pytest.mark.parametrize("size", [LIMIT - 1, LIMIT])
+def test_chunked_body_within_the_limit_is_accepted_whole(server: Server, size: int) -> None:
+    body = _json_body(size)
+    response = send_raw(server.base_url, post_head("/webhooks/open", CHUNKED) + chunked(body))
+    assert response is not None
+    assert response.status == 202, response.body
+    delivery_id = response.json()["delivery_id"]
+    stored = requests.get(
+        f"{server.base_url}/admin/deliveries/{delivery_id}", headers=AUTH, timeout=10
+    ).json()
+    assert stored["body"] == body.decode()
+
+
+def test_declared_length_over_the_limit_is_413(server: Server) -> None:
+    body = _json_body(LIMIT + 1)
+    headers = {"Content-Length": str(len(body)), "Content-Type": "application/json"}
+    response = send_raw(server.base_url, post_head("/webhooks/open", headers) + body)
+    assert response is not None
+    assert response.status == 413
+
+
+def test_body_shorter_than_its_content_length_is_400_and_not_stored(server: Server) -> None:
+    before = _deliveries(server)
+    headers = {"Content-Length": "100", "Content-Type": "application/json"}
+    request = post_head("/webhooks/open", headers) + b'{"cut": 1}'
+    response = send_raw(server.base_url, request, half_close=True)
+    assert response is not None
+    assert response.status == 400
+    assert response.json()["error"]["code"] == "bad_request"
+    assert _deliveries(server) == before
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"zz\r\n{}\r\n0\r\n\r\n",  # not hexadecimal
+        b"-2\r\n{}\r\n0\r\n\r\n",  # negative
+        b"2\r\n{}XX0\r\n\r\n",  # chunk without its CRLF terminator
+    ],
+)
+@pytest.mark.parametrize("path", ["/webhooks/open", "/admin/triggers"])
+def test_malformed_chunk_framing_is_400_not_500(server: Server, framing: bytes, path: str) -> None:
+    response = send_raw(server.base_url, post_head(path, {**CHUNKED, **AUTH}) + framing)
+    assert response is not None
+    assert response.status == 400, response.body
+    assert response.json()["error"]["code"] == "malformed_request"
+    assert not any('"status": 500' in line for line in server.log_lines())
