@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
 from dotenv import load_dotenv
 
-from app import auth
+from app import __version__, auth
 from app.config import ConfigError, load_settings
 from app.store import Database
 from app.store import admin_tokens as tokens_sql
 from app.store.migrations import MigrationError, migrate
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+GUNICORN_CONFIG = "python:app.gunicorn_config"
 
 
 def _database() -> Database:
@@ -31,6 +30,7 @@ def _database() -> Database:
 
 
 @click.group()
+@click.version_option(__version__, prog_name="hookrunner")
 def main() -> None:
     """Hookrunner: verify, deduplicate, record and dispatch webhooks."""
     load_dotenv()
@@ -82,9 +82,11 @@ def revoke_token_command(token_id: str) -> None:
 @main.command("serve")
 @click.option("--reload", is_flag=True, help="Restart workers when code changes (development).")
 def serve_command(reload: bool) -> None:
-    """Run Gunicorn with gunicorn.conf.py (gevent workers; migrations applied first)."""
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")]
+    """Run Gunicorn with the installed config (gevent workers; migrations applied first).
+
+    The same as ``gunicorn -c python:app.gunicorn_config`` in the working directory.
+    """
+    argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG]
     if reload:
         argv.append("--reload")
-    os.chdir(PROJECT_ROOT)
     os.execv(sys.executable, argv)  # noqa: S606 - fixed argv, no shell

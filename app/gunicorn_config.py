@@ -1,0 +1,100 @@
+"""Gunicorn settings: ``gunicorn -c python:app.gunicorn_config`` alone starts Hookrunner.
+
+``hookrunner serve`` runs exactly that, and ``gunicorn.conf.py`` in a checkout
+re-exports this module, so every way of starting the server reads the same
+settings.
+
+Only the standard library, Gunicorn's logger and python-json-logger are
+imported here (the ``app`` package itself imports nothing heavy at import
+time). gevent's worker monkey-patches after fork, so importing ssl, requests
+or sentry_sdk at this level would load them unpatched (docs/architecture.md,
+gevent rule 1); for the same reason there is no ``preload_app``. Each worker
+builds the app itself (``run:app``), applying pending migrations.
+"""
+
+import os
+from typing import Any
+
+from gunicorn.glogging import Logger
+from pythonjsonlogger.json import JsonFormatter
+
+wsgi_app = "run:app"
+bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
+workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
+# sqlite's busy_timeout (5 s by default) stays well below this.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+# Gunicorn >= 24 opens a control socket at one fixed path per user; several
+# instances on a host would fight over it and Hookrunner does not use it.
+control_socket_disable = True
+preload_app = False
+# Hookrunner writes its own JSON access line per request; Gunicorn's own lines (boot,
+# signals, worker exits) are JSON too, and Gunicorn builds no access line at all.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+class JsonLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
+    """Gunicorn's logger with JSON error lines and the access log switched off."""
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return False
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        formatter = JsonFormatter(
+            "%(levelname)s %(name)s %(message)s",
+            timestamp=True,
+            rename_fields={"levelname": "level", "name": "logger"},
+            static_fields={"request_id": None},
+        )
+        for handler in self.error_log.handlers:
+            handler.setFormatter(formatter)
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
+
+
+logger_class = JsonLogger
+
+
+# --- worker lifecycle hooks (docs/architecture.md, gevent rule 4) ---------------------
+# Imports happen inside the hooks: they run in the worker, after gevent patched it.
+
+
+def post_worker_init(worker: Any) -> None:
+    """On SIGTERM, also tell the app: streams end and engines stop claiming at once."""
+    import signal
+
+    from app import lifecycle
+
+    def handle_term(signum: int, frame: Any) -> None:
+        app_lifecycle = lifecycle.of(getattr(worker, "wsgi", None))
+        if app_lifecycle is not None:
+            app_lifecycle.begin_shutdown()
+        worker.handle_exit(signum, frame)
+
+    signal.signal(signal.SIGTERM, handle_term)
+
+
+def worker_int(worker: Any) -> None:
+    """SIGINT/SIGQUIT: stop now; running executions are recorded interrupted."""
+    from app import lifecycle
+
+    app_lifecycle = lifecycle.of(getattr(worker, "wsgi", None))
+    if app_lifecycle is not None:
+        app_lifecycle.drain(graceful_timeout=0, margin=0)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Let running executions finish within what is left of graceful_timeout."""
+    from app import lifecycle
+
+    app_lifecycle = lifecycle.of(getattr(worker, "wsgi", None))
+    if app_lifecycle is not None:
+        app_lifecycle.drain(graceful_timeout=worker.cfg.graceful_timeout)
