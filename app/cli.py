@@ -9,7 +9,7 @@ import click
 from dotenv import load_dotenv
 
 from app import __version__, auth
-from app.config import ConfigError, load_settings
+from app.config import ConfigError, Settings, load_settings
 from app.store import Database
 from app.store import admin_tokens as tokens_sql
 from app.store.migrations import MigrationError, migrate
@@ -17,11 +17,18 @@ from app.store.migrations import MigrationError, migrate
 GUNICORN_CONFIG = "python:app.gunicorn_config"
 
 
-def _database() -> Database:
+def _settings() -> Settings:
+    """The settings, or a one-line error naming the malformed variable."""
     try:
-        settings = load_settings()
+        return load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _database() -> Database:
+    """The configured store; says on stderr which one, so two stores cannot go unnoticed."""
+    settings = _settings()
+    click.echo(f"store: {settings.store_description}", err=True)
     return Database(
         settings.sqlite_path,
         synchronous=settings.sqlite_synchronous,
@@ -86,6 +93,7 @@ def serve_command(reload: bool) -> None:
 
     The same as ``gunicorn -c python:app.gunicorn_config`` in the working directory.
     """
+    click.echo(f"store: {_settings().store_description}", err=True)
     argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG]
     if reload:
         argv.append("--reload")

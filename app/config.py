@@ -1,9 +1,16 @@
 """Typed settings read from the environment.
 
 Every setting has a safe default and is parsed once at start-up; a malformed
-value raises :class:`ConfigError` naming the variable, so the process stops
-with a clear message instead of misbehaving later. ``.env.example`` documents
-each variable. Tests pass overrides (field name -> value) to ``create_app``.
+value raises :class:`ConfigError` naming the variable and the expected form, so
+the process stops with a clear message instead of misbehaving later.
+``.env.example`` documents each variable. Tests pass overrides (field name ->
+value) to ``create_app``.
+
+Where the data is: ``HOOKRUNNER_HOME`` (an absolute path; default
+``$XDG_DATA_HOME/hookrunner``, else ``~/.local/share/hookrunner``). The default
+store is ``hookrunner.db`` there, and a relative SQLite path in ``DATABASE_URL``
+is relative to it, never to the working directory, so every entry point started
+from anywhere uses the same database.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -23,9 +32,37 @@ class ConfigError(ValueError):
     """A setting is malformed; the message names the variable."""
 
 
+DEFAULT_DATABASE_URL = "sqlite:///hookrunner.db"  # relative: inside HOOKRUNNER_HOME
+
+
+def hookrunner_home(env: Mapping[str, str] | None = None) -> Path:
+    """The data directory: ``HOOKRUNNER_HOME``, else the XDG data home's ``hookrunner``."""
+    env = os.environ if env is None else env
+    raw = _env_str(env, "HOOKRUNNER_HOME", None)
+    if raw is not None:
+        home = Path(raw).expanduser()
+        if not home.is_absolute():
+            raise ConfigError(f"HOOKRUNNER_HOME must be an absolute path, got {raw!r}")
+        return home
+    xdg = _env_str(env, "XDG_DATA_HOME", None)
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "hookrunner"
+
+
+def describe_store(database_url: str) -> str:
+    """``database_url`` fit for a log line: any password in it replaced by ``***``."""
+    parts = urlsplit(database_url)
+    if parts.password is None:
+        return database_url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = "sqlite:///instance/hookrunner.db"
+    home: str = ""  # HOOKRUNNER_HOME, resolved by load_settings
+    database_url: str = DEFAULT_DATABASE_URL
     admin_token: str | None = None
     log_format: str = "json"
     log_level: str = "INFO"
@@ -50,13 +87,28 @@ class Settings:
 
     @property
     def sqlite_path(self) -> str:
-        """Filesystem path of the SQLite database named by ``database_url``."""
+        """Absolute path of the SQLite database named by ``database_url``.
+
+        ``sqlite:////abs/path.db`` is used as is; ``sqlite:///name.db`` is
+        ``name.db`` inside :attr:`home`; ``sqlite:///:memory:`` is in memory.
+        """
         prefix = "sqlite:///"
         if not self.database_url.startswith(prefix):
             raise ConfigError(
-                f"DATABASE_URL: only sqlite:///<path> is supported, got {self.database_url!r}"
+                "DATABASE_URL must be sqlite:///<path> (PostgreSQL is not supported yet),"
+                f" got {describe_store(self.database_url)!r}"
             )
-        return self.database_url[len(prefix) :]
+        path = self.database_url[len(prefix) :]
+        if path == ":memory:" or os.path.isabs(path):
+            return path
+        return os.path.join(self.home or str(hookrunner_home()), path)
+
+    @property
+    def store_description(self) -> str:
+        """Which store this is, without credentials (printed by every CLI command)."""
+        if self.database_url.startswith("sqlite:///"):
+            return f"sqlite {self.sqlite_path}"
+        return describe_store(self.database_url)
 
 
 def _env_str(env: Mapping[str, str], name: str, default: str | None) -> str | None:
@@ -119,6 +171,7 @@ def load_settings(
     env = os.environ if env is None else env
     d = Settings()
     settings = Settings(
+        home=str(hookrunner_home(env)),
         database_url=_env_str(env, "DATABASE_URL", d.database_url) or d.database_url,
         admin_token=_env_str(env, "ADMIN_TOKEN", None),
         log_format=_env_choice(env, "LOG_FORMAT", d.log_format, LOG_FORMATS),

@@ -69,9 +69,13 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _env(installed: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
     return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "DATABASE_"))},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("GUNICORN_", "DATABASE_", "HOOKRUNNER_"))
+        },
         "PYTHONPATH": str(installed),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'hookrunner.db'}",
+        "HOOKRUNNER_HOME": str(tmp_path / "home"),
         "SCHEDULER_ENABLED": "0",
         **extra,
     }
