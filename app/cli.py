@@ -6,10 +6,9 @@ import os
 import sys
 
 import click
-from dotenv import load_dotenv
 
 from app import __version__, auth
-from app.config import ConfigError, Settings, load_settings
+from app.config import ConfigError, Settings, load_env_file, load_server_settings, load_settings
 from app.store import Database
 from app.store import admin_tokens as tokens_sql
 from app.store.migrations import MigrationError, migrate
@@ -39,8 +38,11 @@ def _database() -> Database:
 @click.group()
 @click.version_option(__version__, prog_name="hookrunner")
 def main() -> None:
-    """Hookrunner: verify, deduplicate, record and dispatch webhooks."""
-    load_dotenv()
+    """Hookrunner: verify, deduplicate, record and dispatch webhooks.
+
+    Settings come from the environment and from ``.env`` in the working directory.
+    """
+    load_env_file()
 
 
 @main.command("migrate")
@@ -93,7 +95,14 @@ def serve_command(reload: bool) -> None:
 
     The same as ``gunicorn -c python:app.gunicorn_config`` in the working directory.
     """
-    click.echo(f"store: {_settings().store_description}", err=True)
+    settings = _settings()
+    try:
+        server = load_server_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"store: {settings.store_description}", err=True)
+    docs = "" if server.bind.startswith("unix:") else f" (API docs: {server.url}/docs/)"
+    click.echo(f"listening on {server.url}{docs}", err=True)
     argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG]
     if reload:
         argv.append("--reload")

@@ -11,6 +11,12 @@ Where the data is: ``HOOKRUNNER_HOME`` (an absolute path; default
 store is ``hookrunner.db`` there, and a relative SQLite path in ``DATABASE_URL``
 is relative to it, never to the working directory, so every entry point started
 from anywhere uses the same database.
+
+``.env`` in the working directory is read by every entry point through
+:func:`load_env_file`; :func:`load_server_settings` parses the ``GUNICORN_*``
+variables. Only the standard library and python-dotenv are imported here: the
+Gunicorn config imports this module in the master process, before gevent
+patches the workers.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from dotenv import load_dotenv
+
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
@@ -32,7 +40,22 @@ class ConfigError(ValueError):
     """A setting is malformed; the message names the variable."""
 
 
+ENV_FILE = ".env"
 DEFAULT_DATABASE_URL = "sqlite:///hookrunner.db"  # relative: inside HOOKRUNNER_HOME
+
+
+def load_env_file(directory: Path | None = None) -> Path | None:
+    """Load ``.env`` from ``directory`` (default: the working directory) if it exists.
+
+    Every entry point (the CLI, the Gunicorn config, ``run.py``) calls this one
+    function, so they all read the same file. Variables already set in the
+    environment win over the file. Returns the file loaded, or None.
+    """
+    path = (directory or Path.cwd()) / ENV_FILE
+    if not path.is_file():
+        return None
+    load_dotenv(path, override=False)
+    return path
 
 
 def hookrunner_home(env: Mapping[str, str] | None = None) -> Path:
@@ -118,14 +141,17 @@ def _env_str(env: Mapping[str, str], name: str, default: str | None) -> str | No
     return value.strip()
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _env_int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, unit: str = ""
+) -> int:
     raw = _env_str(env, name, None)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        form = f"a whole number of {unit} (e.g. {default})" if unit else "an integer"
+        raise ConfigError(f"{name} must be {form}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return value
@@ -183,7 +209,7 @@ def load_settings(
             env, "SENTRY_TRACES_SAMPLE_RATE", d.sentry_traces_sample_rate, 0.0, 1.0
         ),
         sentry_release=_env_str(env, "SENTRY_RELEASE", None),
-        max_body_bytes=_env_int(env, "MAX_BODY_BYTES", d.max_body_bytes, minimum=1),
+        max_body_bytes=_env_int(env, "MAX_BODY_BYTES", d.max_body_bytes, 1, unit="bytes"),
         sqlite_synchronous=_env_choice(
             env, "SQLITE_SYNCHRONOUS", d.sqlite_synchronous, SYNCHRONOUS_MODES
         ),
@@ -219,3 +245,46 @@ def load_settings(
         settings = dataclasses.replace(settings, **overrides)
     settings.sqlite_path  # noqa: B018 - validates DATABASE_URL at start-up
     return settings
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Gunicorn's settings from ``GUNICORN_*`` (read by :mod:`app.gunicorn_config`)."""
+
+    bind: str = "127.0.0.1:8000"
+    workers: int = 1
+    worker_connections: int = 2000
+    timeout: int = 30
+    graceful_timeout: int = 30
+
+    @property
+    def url(self) -> str:
+        """Where the server listens, for people (``http://host:port`` or ``unix:path``)."""
+        return self.bind if self.bind.startswith("unix:") else f"http://{self.bind}"
+
+
+def _env_bind(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = _env_str(env, name, default) or default
+    if raw.startswith("unix:") and len(raw) > len("unix:"):
+        return raw
+    host, _, port = raw.rpartition(":")
+    if host and port.isdigit() and 0 < int(port) < 65536:
+        return raw
+    raise ConfigError(f"{name} must be HOST:PORT (e.g. 127.0.0.1:8000) or unix:PATH, got {raw!r}")
+
+
+def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
+    """Read the ``GUNICORN_*`` variables from ``env`` (default ``os.environ``)."""
+    env = os.environ if env is None else env
+    d = ServerSettings()
+    return ServerSettings(
+        bind=_env_bind(env, "GUNICORN_BIND", d.bind),
+        workers=_env_int(env, "GUNICORN_WORKERS", d.workers, 1, unit="worker processes"),
+        worker_connections=_env_int(
+            env, "GUNICORN_WORKER_CONNECTIONS", d.worker_connections, 1, unit="connections"
+        ),
+        timeout=_env_int(env, "GUNICORN_TIMEOUT", d.timeout, 1, unit="seconds"),
+        graceful_timeout=_env_int(
+            env, "GUNICORN_GRACEFUL_TIMEOUT", d.graceful_timeout, 0, unit="seconds"
+        ),
+    )

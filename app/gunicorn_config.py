@@ -12,20 +12,47 @@ gevent rule 1); for the same reason there is no ``preload_app``. Each worker
 builds the app itself (``run:app``), applying pending migrations.
 """
 
-import os
+import sys
 from typing import Any
 
 from gunicorn.glogging import Logger
 from pythonjsonlogger.json import JsonFormatter
 
+from app.config import (
+    ConfigError,
+    ServerSettings,
+    Settings,
+    load_env_file,
+    load_server_settings,
+    load_settings,
+)
+
+
+def _load() -> tuple[Settings, ServerSettings]:
+    """``.env``, then every setting, checked before Gunicorn binds its port.
+
+    A malformed value ends the process here with one line naming the variable
+    and exit status 2 (SystemExit is not caught by Gunicorn's config loader, so
+    no traceback is printed).
+    """
+    load_env_file()
+    try:
+        return load_settings(), load_server_settings()
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+_settings, _server = _load()
+
 wsgi_app = "run:app"
-bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
-workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
+bind = [_server.bind]
+workers = _server.workers
 worker_class = "gevent"
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
+worker_connections = _server.worker_connections
 # sqlite's busy_timeout (5 s by default) stays well below this.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+timeout = _server.timeout
+graceful_timeout = _server.graceful_timeout
 keepalive = 5
 # Gunicorn >= 24 opens a control socket at one fixed path per user; several
 # instances on a host would fight over it and Hookrunner does not use it.
@@ -35,7 +62,7 @@ preload_app = False
 # signals, worker exits) are JSON too, and Gunicorn builds no access line at all.
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = _settings.log_level.lower()
 
 
 class JsonLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -61,6 +88,11 @@ class JsonLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
 
 
 logger_class = JsonLogger
+
+
+def when_ready(server: Any) -> None:
+    """Say which store the workers use, next to the address Gunicorn listens at."""
+    server.log.info("store: %s", _settings.store_description)
 
 
 # --- worker lifecycle hooks (docs/architecture.md, gevent rule 4) ---------------------
