@@ -189,3 +189,10 @@ def test_installed_gunicorn_config_serves_the_full_schema(
         timeout=5,
     )
     assert listing.status_code == 200
+
+
+def test_ci_runs_the_install_check_and_stops_on_failure() -> None:
+    script = (PROJECT_ROOT / ".ci" / "run").read_text().splitlines()
+    assert "set -euo pipefail" in script
+    assert "python3 .ci/install_check.py" in script
+    assert (PROJECT_ROOT / ".ci" / "install_check.py").is_file()
