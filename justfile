@@ -1,8 +1,7 @@
 # Hookrunner tasks. `just --list` shows them; `just check` is what CI runs.
 
+# hookrunner and Gunicorn read .env themselves, the same way from every entry point.
 set dotenv-load := false
-
-bind := env_var_or_default("GUNICORN_BIND", "127.0.0.1:8000")
 
 # List the recipes.
 default:
@@ -11,13 +10,12 @@ default:
 # Apply migrations, then serve on SQLite with auto-reload (development).
 dev-backend:
     hookrunner migrate
-    @echo "Hookrunner listening on http://{{bind}}  (API docs: http://{{bind}}/docs/)"
     @echo "Admin token: set ADMIN_TOKEN, or run: hookrunner create-token"
     hookrunner serve --reload
 
 # Serve with Gunicorn and gevent workers (production settings from the environment).
 serve:
-    gunicorn -c gunicorn.conf.py
+    hookrunner serve
 
 # Run the test suite.
 test *ARGS:

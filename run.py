@@ -1,20 +1,19 @@
-"""WSGI entry point: ``gunicorn -c gunicorn.conf.py`` serves ``run:app``.
+"""WSGI entry point: ``gunicorn -c python:app.gunicorn_config`` serves ``run:app``.
 
-Sentry is initialised here, at module level and only when ``SENTRY_DSN`` is set,
-so it hooks in before the app is built (and, under Gunicorn, after gevent has
-patched the worker). ``python run.py`` serves with Flask's development server.
+Installed as a top-level module with the package. ``.env`` in the working
+directory is read first (as by every entry point). Sentry is initialised here,
+at module level and only when ``SENTRY_DSN`` is set, so it hooks in before the
+app is built (and, under Gunicorn, after gevent has patched the worker).
+``python run.py`` serves with Flask's development server.
 """
 
 from __future__ import annotations
 
-import os
+from app.config import load_env_file, load_server_settings, load_settings
 
-from dotenv import load_dotenv
-
-load_dotenv()
+load_env_file()
 
 from app import create_app  # noqa: E402
-from app.config import load_settings  # noqa: E402
 from app.logging_config import configure_logging  # noqa: E402
 from app.sentry import init_sentry  # noqa: E402
 
@@ -25,5 +24,5 @@ init_sentry(_settings)
 app = create_app()
 
 if __name__ == "__main__":
-    host, _, port = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").rpartition(":")
+    host, _, port = load_server_settings().bind.rpartition(":")
     app.run(host=host or "127.0.0.1", port=int(port), debug=False, threaded=True)

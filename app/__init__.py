@@ -2,24 +2,21 @@
 
 :func:`create_app` is the only way to get an application; nothing is created at
 import time (the WSGI entry in ``run.py`` calls it once per worker).
+
+Importing this package loads only the standard library: the Gunicorn config
+(:mod:`app.gunicorn_config`) and :mod:`app.config` are imported by Gunicorn's
+master before gevent patches its workers, so Flask, sentry-sdk and everything
+that pulls in ``ssl`` are imported inside :func:`create_app`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask_openapi3 import Info, OpenAPI
-
-from app import auth, errors, middleware, store, wiring
-from app.config import Settings, load_settings
-from app.jobs import scheduler
-from app.logging_config import configure_logging
-from app.routes import register_blueprints
-from app.routes.admin import validation_error_response
-from app.sentry import wsgi as sentry_wsgi
-from app.store.migrations import migrate
+if TYPE_CHECKING:
+    from flask_openapi3 import OpenAPI
 
 try:
     __version__ = version("hookrunner")
@@ -36,6 +33,17 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     use it for a temp database and ``scheduler_enabled=False``). Pending
     migrations are applied before the app serves.
     """
+    from flask_openapi3 import Info, OpenAPI
+
+    from app import auth, errors, middleware, store, wiring
+    from app.config import Settings, load_settings
+    from app.jobs import scheduler
+    from app.logging_config import configure_logging
+    from app.routes import register_blueprints
+    from app.routes.admin import validation_error_response
+    from app.sentry import wsgi as sentry_wsgi
+    from app.store.migrations import migrate
+
     settings: Settings = load_settings(overrides=overrides)
     configure_logging(settings.log_format, settings.log_level)
 

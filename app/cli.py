@@ -4,32 +4,41 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
-from dotenv import load_dotenv
 
-from app import auth
-from app.config import ConfigError, load_settings
+from app import __version__, auth
+from app.config import ConfigError, Settings, load_env_file, load_server_settings, load_settings
 from app.store import Database, open_store
 from app.store import admin_tokens as tokens_sql
 from app.store.migrations import MigrationError, migrate
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+GUNICORN_CONFIG = "python:app.gunicorn_config"
+
+
+def _settings() -> Settings:
+    """The settings, or a one-line error naming the malformed variable."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _database() -> Database:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    """The configured store; says on stderr which one, so two stores cannot go unnoticed."""
+    settings = _settings()
+    click.echo(f"store: {settings.store_description}", err=True)
     return open_store(settings)
 
 
 @click.group()
+@click.version_option(__version__, prog_name="hookrunner")
 def main() -> None:
-    """Hookrunner: verify, deduplicate, record and dispatch webhooks."""
-    load_dotenv()
+    """Hookrunner: verify, deduplicate, record and dispatch webhooks.
+
+    Settings come from the environment and from ``.env`` in the working directory.
+    """
+    load_env_file()
 
 
 @main.command("migrate")
@@ -107,9 +116,19 @@ def copy_store_command(source_url: str, target_url: str) -> None:
 @main.command("serve")
 @click.option("--reload", is_flag=True, help="Restart workers when code changes (development).")
 def serve_command(reload: bool) -> None:
-    """Run Gunicorn with gunicorn.conf.py (gevent workers; migrations applied first)."""
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")]
+    """Run Gunicorn with the installed config (gevent workers; migrations applied first).
+
+    The same as ``gunicorn -c python:app.gunicorn_config`` in the working directory.
+    """
+    settings = _settings()
+    try:
+        server = load_server_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"store: {settings.store_description}", err=True)
+    docs = "" if server.bind.startswith("unix:") else f" (API docs: {server.url}/docs/)"
+    click.echo(f"listening on {server.url}{docs}", err=True)
+    argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG]
     if reload:
         argv.append("--reload")
-    os.chdir(PROJECT_ROOT)
     os.execv(sys.executable, argv)  # noqa: S606 - fixed argv, no shell

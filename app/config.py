@@ -1,9 +1,22 @@
 """Typed settings read from the environment.
 
 Every setting has a safe default and is parsed once at start-up; a malformed
-value raises :class:`ConfigError` naming the variable, so the process stops
-with a clear message instead of misbehaving later. ``.env.example`` documents
-each variable. Tests pass overrides (field name -> value) to ``create_app``.
+value raises :class:`ConfigError` naming the variable and the expected form, so
+the process stops with a clear message instead of misbehaving later.
+``.env.example`` documents each variable. Tests pass overrides (field name ->
+value) to ``create_app``.
+
+Where the data is: ``HOOKRUNNER_HOME`` (an absolute path; default
+``$XDG_DATA_HOME/hookrunner``, else ``~/.local/share/hookrunner``). The default
+store is ``hookrunner.db`` there, and a relative SQLite path in ``DATABASE_URL``
+is relative to it, never to the working directory, so every entry point started
+from anywhere uses the same database.
+
+``.env`` in the working directory is read by every entry point through
+:func:`load_env_file`; :func:`load_server_settings` parses the ``GUNICORN_*``
+variables. Only the standard library and python-dotenv are imported here: the
+Gunicorn config imports this module in the master process, before gevent
+patches the workers.
 """
 
 from __future__ import annotations
@@ -12,7 +25,11 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from dotenv import load_dotenv
 
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -23,9 +40,52 @@ class ConfigError(ValueError):
     """A setting is malformed; the message names the variable."""
 
 
+ENV_FILE = ".env"
+DEFAULT_DATABASE_URL = "sqlite:///hookrunner.db"  # relative: inside HOOKRUNNER_HOME
+
+
+def load_env_file(directory: Path | None = None) -> Path | None:
+    """Load ``.env`` from ``directory`` (default: the working directory) if it exists.
+
+    Every entry point (the CLI, the Gunicorn config, ``run.py``) calls this one
+    function, so they all read the same file. Variables already set in the
+    environment win over the file. Returns the file loaded, or None.
+    """
+    path = (directory or Path.cwd()) / ENV_FILE
+    if not path.is_file():
+        return None
+    load_dotenv(path, override=False)
+    return path
+
+
+def hookrunner_home(env: Mapping[str, str] | None = None) -> Path:
+    """The data directory: ``HOOKRUNNER_HOME``, else the XDG data home's ``hookrunner``."""
+    env = os.environ if env is None else env
+    raw = _env_str(env, "HOOKRUNNER_HOME", None)
+    if raw is not None:
+        home = Path(raw).expanduser()
+        if not home.is_absolute():
+            raise ConfigError(f"HOOKRUNNER_HOME must be an absolute path, got {raw!r}")
+        return home
+    xdg = _env_str(env, "XDG_DATA_HOME", None)
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "hookrunner"
+
+
+def describe_store(database_url: str) -> str:
+    """``database_url`` fit for a log line: any password in it replaced by ``***``."""
+    parts = urlsplit(database_url)
+    if parts.password is None:
+        return database_url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = "sqlite:///instance/hookrunner.db"
+    home: str = ""  # HOOKRUNNER_HOME, resolved by load_settings
+    database_url: str = DEFAULT_DATABASE_URL
     admin_token: str | None = None
     log_format: str = "json"
     log_level: str = "INFO"
@@ -64,10 +124,24 @@ class Settings:
 
     @property
     def sqlite_path(self) -> str:
-        """Filesystem path of the SQLite database named by ``database_url``."""
+        """Absolute path of the SQLite database named by ``database_url``.
+
+        ``sqlite:////abs/path.db`` is used as is; ``sqlite:///name.db`` is
+        ``name.db`` inside :attr:`home`; ``sqlite:///:memory:`` is in memory.
+        """
         if self.database_dialect != "sqlite":
             raise ConfigError("DATABASE_URL names a PostgreSQL database, not a SQLite file")
-        return self.database_url[len("sqlite:///") :]
+        path = self.database_url[len("sqlite:///") :]
+        if path == ":memory:" or os.path.isabs(path):
+            return path
+        return os.path.join(self.home or str(hookrunner_home()), path)
+
+    @property
+    def store_description(self) -> str:
+        """Which store this is, without credentials (printed by every CLI command)."""
+        if self.database_dialect == "sqlite":
+            return f"sqlite {self.sqlite_path}"
+        return describe_store(self.database_url)
 
 
 def _env_str(env: Mapping[str, str], name: str, default: str | None) -> str | None:
@@ -77,14 +151,17 @@ def _env_str(env: Mapping[str, str], name: str, default: str | None) -> str | No
     return value.strip()
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _env_int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, unit: str = ""
+) -> int:
     raw = _env_str(env, name, None)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        form = f"a whole number of {unit} (e.g. {default})" if unit else "an integer"
+        raise ConfigError(f"{name} must be {form}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return value
@@ -130,6 +207,7 @@ def load_settings(
     env = os.environ if env is None else env
     d = Settings()
     settings = Settings(
+        home=str(hookrunner_home(env)),
         database_url=_env_str(env, "DATABASE_URL", d.database_url) or d.database_url,
         admin_token=_env_str(env, "ADMIN_TOKEN", None),
         log_format=_env_choice(env, "LOG_FORMAT", d.log_format, LOG_FORMATS),
@@ -141,7 +219,7 @@ def load_settings(
             env, "SENTRY_TRACES_SAMPLE_RATE", d.sentry_traces_sample_rate, 0.0, 1.0
         ),
         sentry_release=_env_str(env, "SENTRY_RELEASE", None),
-        max_body_bytes=_env_int(env, "MAX_BODY_BYTES", d.max_body_bytes, minimum=1),
+        max_body_bytes=_env_int(env, "MAX_BODY_BYTES", d.max_body_bytes, 1, unit="bytes"),
         sqlite_synchronous=_env_choice(
             env, "SQLITE_SYNCHRONOUS", d.sqlite_synchronous, SYNCHRONOUS_MODES
         ),
@@ -181,3 +259,46 @@ def load_settings(
         settings = dataclasses.replace(settings, **overrides)
     settings.database_dialect  # noqa: B018 - validates DATABASE_URL at start-up
     return settings
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Gunicorn's settings from ``GUNICORN_*`` (read by :mod:`app.gunicorn_config`)."""
+
+    bind: str = "127.0.0.1:8000"
+    workers: int = 1
+    worker_connections: int = 2000
+    timeout: int = 30
+    graceful_timeout: int = 30
+
+    @property
+    def url(self) -> str:
+        """Where the server listens, for people (``http://host:port`` or ``unix:path``)."""
+        return self.bind if self.bind.startswith("unix:") else f"http://{self.bind}"
+
+
+def _env_bind(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = _env_str(env, name, default) or default
+    if raw.startswith("unix:") and len(raw) > len("unix:"):
+        return raw
+    host, _, port = raw.rpartition(":")
+    if host and port.isdigit() and 0 < int(port) < 65536:
+        return raw
+    raise ConfigError(f"{name} must be HOST:PORT (e.g. 127.0.0.1:8000) or unix:PATH, got {raw!r}")
+
+
+def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
+    """Read the ``GUNICORN_*`` variables from ``env`` (default ``os.environ``)."""
+    env = os.environ if env is None else env
+    d = ServerSettings()
+    return ServerSettings(
+        bind=_env_bind(env, "GUNICORN_BIND", d.bind),
+        workers=_env_int(env, "GUNICORN_WORKERS", d.workers, 1, unit="worker processes"),
+        worker_connections=_env_int(
+            env, "GUNICORN_WORKER_CONNECTIONS", d.worker_connections, 1, unit="connections"
+        ),
+        timeout=_env_int(env, "GUNICORN_TIMEOUT", d.timeout, 1, unit="seconds"),
+        graceful_timeout=_env_int(
+            env, "GUNICORN_GRACEFUL_TIMEOUT", d.graceful_timeout, 0, unit="seconds"
+        ),
+    )

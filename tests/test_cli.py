@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from app import create_app
 from app.auth import digest
 from app.cli import main
-from app.store import SQLiteDatabase
+from app.store import SQLiteDatabase, get_db
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def test_migrate_then_migrate_again(runner: CliRunner) -> None:
 def test_create_token_prints_it_once_and_stores_a_digest(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["create-token", "--name", "deploy-bot"])
     assert result.exit_code == 0, result.output
-    token = result.output.strip()
+    token = result.stdout.strip()
     assert len(token) >= 43  # 32 random bytes, URL-safe base64
     with SQLiteDatabase(str(tmp_path / "cli.db")).read() as conn:
         row = conn.execute("SELECT name, token_sha256 FROM admin_tokens").fetchone()
@@ -53,3 +54,42 @@ def test_malformed_setting_stops_with_a_clear_message(
     result = runner.invoke(main, ["migrate"])
     assert result.exit_code != 0
     assert "DATABASE_URL" in result.output
+
+
+def test_every_command_says_which_store_it_used(runner: CliRunner, tmp_path: Path) -> None:
+    for args in (["migrate"], ["create-token"], ["list-tokens"]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert f"store: sqlite {tmp_path / 'cli.db'}" in result.stderr
+        assert "store:" not in result.stdout
+
+
+def test_a_token_created_anywhere_works_for_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default store is the same file whichever directory a command starts in."""
+    for name in ("DATABASE_URL", "HOOKRUNNER_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    somewhere, elsewhere = tmp_path / "somewhere", tmp_path / "elsewhere"
+    somewhere.mkdir()
+    elsewhere.mkdir()
+
+    monkeypatch.chdir(somewhere)
+    created = CliRunner().invoke(main, ["create-token", "--name", "ops"])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip()
+    expected = tmp_path / "user" / ".local" / "share" / "hookrunner" / "hookrunner.db"
+    assert f"store: sqlite {expected}" in created.stderr
+
+    monkeypatch.chdir(elsewhere)
+    app = create_app({"scheduler_enabled": False, "engine_enabled": False})
+    try:
+        response = app.test_client().get(
+            "/admin/triggers", headers={"Authorization": f"Bearer {token}"}
+        )
+    finally:
+        with app.app_context():
+            get_db().close()
+    assert response.status_code == 200
+    assert list(somewhere.iterdir()) == list(elsewhere.iterdir()) == []

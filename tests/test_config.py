@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from app.config import ConfigError, load_settings
+from app.config import ConfigError, describe_store, load_settings
 
 
 def test_defaults_are_safe() -> None:
     settings = load_settings(env={})
-    assert settings.database_url == "sqlite:///instance/hookrunner.db"
-    assert settings.sqlite_path == "instance/hookrunner.db"
+    assert settings.database_url == "sqlite:///hookrunner.db"
+    assert settings.sqlite_path == str(
+        Path.home() / ".local" / "share" / "hookrunner" / "hookrunner.db"
+    )
     assert settings.log_format == "json"
     assert settings.max_body_bytes == 1024 * 1024
     assert settings.allow_private_targets is False
@@ -45,6 +49,7 @@ def test_values_are_parsed_and_typed() -> None:
         ("SENTRY_TRACES_SAMPLE_RATE", "2"),
         ("EXECUTION_POOL_SIZE", "-1"),
         ("DATABASE_URL", "mysql://localhost/db"),
+        ("HOOKRUNNER_HOME", "relative/dir"),
     ],
 )
 def test_malformed_value_names_the_variable(name: str, value: str) -> None:
@@ -55,3 +60,38 @@ def test_malformed_value_names_the_variable(name: str, value: str) -> None:
 def test_unknown_override_is_refused() -> None:
     with pytest.raises(ConfigError, match="nonsense"):
         load_settings(env={}, overrides={"nonsense": 1})
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"HOOKRUNNER_HOME": "/srv/hr"}, "/srv/hr/hookrunner.db"),
+        ({"XDG_DATA_HOME": "/xdg"}, "/xdg/hookrunner/hookrunner.db"),
+        ({"HOOKRUNNER_HOME": "/srv/hr", "XDG_DATA_HOME": "/xdg"}, "/srv/hr/hookrunner.db"),
+        ({"HOOKRUNNER_HOME": "/srv/hr", "DATABASE_URL": "sqlite:///sub/x.db"}, "/srv/hr/sub/x.db"),
+        ({"HOOKRUNNER_HOME": "/srv/hr", "DATABASE_URL": "sqlite:////var/x.db"}, "/var/x.db"),
+    ],
+)
+def test_the_sqlite_path_never_depends_on_the_working_directory(
+    env: dict[str, str], expected: str
+) -> None:
+    assert load_settings(env=env).sqlite_path == expected
+
+
+def test_store_description_hides_a_password() -> None:
+    described = describe_store("postgresql://hook:s3cret-pw@db.internal:5432/hookrunner")
+    assert "s3cret-pw" not in described
+    assert described == "postgresql://hook:***@db.internal:5432/hookrunner"
+    assert describe_store("sqlite:////var/x.db") == "sqlite:////var/x.db"
+
+
+def test_an_unsupported_store_url_is_refused_without_its_password() -> None:
+    with pytest.raises(ConfigError, match="DATABASE_URL") as refused:
+        load_settings(env={"DATABASE_URL": "mysql://hook:s3cret-pw@db/hookrunner"})
+    assert "s3cret-pw" not in str(refused.value)
+
+
+def test_a_postgresql_url_is_accepted_and_described_without_its_password() -> None:
+    settings = load_settings(env={"DATABASE_URL": "postgresql://hook:s3cret-pw@db/hookrunner"})
+    assert settings.database_dialect == "postgresql"
+    assert "s3cret-pw" not in settings.store_description

@@ -168,7 +168,7 @@ def test_exec_start_serves_from_the_state_directory(tmp_path: Path) -> None:
     """The unit's ExecStart line, pointed at this checkout, serves Hookrunner from a working
     directory outside the checkout (as WorkingDirectory=/var/lib/hookrunner does): run.py,
     app/ and the migrations are found through --pythonpath, the default relative database
-    is created in the working directory, and the commands triggers run start there."""
+    is created in HOOKRUNNER_HOME (the state directory), and the commands triggers run start there."""
     argv = _service()["ExecStart"].split()
     argv = [str(Path(sys.executable).with_name("gunicorn"))] + [
         arg.replace("/opt/hookrunner", str(PROJECT_ROOT)) for arg in argv[1:]
@@ -184,6 +184,9 @@ def test_exec_start_serves_from_the_state_directory(tmp_path: Path) -> None:
         GUNICORN_GRACEFUL_TIMEOUT="10",  # as tests/server.py: a quicker stop
         PYTHON_DOTENV_DISABLED="1",  # a developer's .env must not choose the database
     )
+    unit_home = _service()["Environment"].partition("HOOKRUNNER_HOME=")[2]
+    assert unit_home == "/var/lib/hookrunner"
+    env["HOOKRUNNER_HOME"] = str(state)  # the unit's value, moved to this test's state dir
     base_url = f"http://127.0.0.1:{port}"
     with (tmp_path / "server.log").open("wb") as log:
         process = subprocess.Popen(
@@ -219,7 +222,7 @@ def test_exec_start_serves_from_the_state_directory(tmp_path: Path) -> None:
         )
         logs = requests.get(f"{execution_url}/logs", headers=AUTH, timeout=5).json()["items"]
         assert [line["line"] for line in logs] == [os.path.realpath(state)]
-        assert (state / "instance" / "hookrunner.db").is_file()
+        assert (state / "hookrunner.db").is_file()
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def _error(description: str) -> dict[str, Any]:
+def error_response(description: str) -> dict[str, Any]:
+    """A response carrying the error envelope; ``description`` lists its codes."""
     return {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
@@ -56,14 +57,21 @@ WEBHOOK_PATH: dict[str, Any] = {
         },
         "responses": {
             "200": {"description": "Duplicate: the original execution id is returned."},
-            "202": {"description": "Accepted (or ignored by the filter) and durably recorded."},
-            "400": _error("invalid_json"),
-            "401": _error("signature_missing | signature_invalid | timestamp_out_of_tolerance"),
-            "404": _error("trigger_not_found"),
-            "409": _error("trigger_disabled"),
-            "413": _error("payload_too_large"),
-            "429": _error("trigger_busy | queue_full (with Retry-After)"),
-            "503": _error("store_unavailable (with Retry-After)"),
+            "202": {
+                "description": "Accepted (or ignored by the filter) and durably recorded.",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}
+                },
+            },
+            "400": error_response("invalid_json"),
+            "401": error_response(
+                "signature_missing | signature_invalid | timestamp_out_of_tolerance"
+            ),
+            "404": error_response("trigger_not_found"),
+            "409": error_response("trigger_disabled"),
+            "413": error_response("payload_too_large"),
+            "429": error_response("trigger_busy | queue_full (with Retry-After)"),
+            "503": error_response("store_unavailable (with Retry-After)"),
         },
     }
 }

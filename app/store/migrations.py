@@ -30,6 +30,7 @@ import hashlib
 import re
 import sqlite3
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from app.clock import utc_now_iso
@@ -37,9 +38,16 @@ from app.store.base import Connection, Database
 
 
 def _migrations_dir() -> Path:
-    """``migrations/`` beside the source tree, or in the working directory (installed copy)."""
-    beside_source = Path(__file__).resolve().parents[2] / "migrations"
-    return beside_source if beside_source.is_dir() else Path.cwd() / "migrations"
+    """Where the migration files are, wherever the code runs from (never the working directory).
+
+    An installed distribution ships ``migrations/*.sql`` as ``app/_migrations``
+    (pyproject.toml), found through :mod:`importlib.resources`; a checkout or
+    an editable install reads ``migrations/`` at the top of the repository.
+    """
+    installed = Path(str(files("app") / "_migrations"))
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parents[2] / "migrations"
 
 
 MIGRATIONS_DIR = _migrations_dir()

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from app.config import describe_store
 from app.errors import ServiceUnavailable
 from app.store.base import Connection, Cursor, Database, IntegrityError
 
@@ -110,11 +111,6 @@ def check_wait_function() -> str:
     return name
 
 
-def redact_url(url: str) -> str:
-    """The URL without its password, for logs and ``describe``."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
@@ -179,7 +175,7 @@ class PostgresDatabase(Database):
                 raise IntegrityError(str(exc)) from exc
 
     def describe(self) -> str:
-        return redact_url(self.url)
+        return describe_store(self.url)
 
     def table_exists(self, conn: Connection, name: str) -> bool:
         row = conn.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
