@@ -168,7 +168,8 @@ def test_exec_start_serves_from_the_state_directory(tmp_path: Path) -> None:
     """The unit's ExecStart line, pointed at this checkout, serves Hookrunner from a working
     directory outside the checkout (as WorkingDirectory=/var/lib/hookrunner does): run.py,
     app/ and the migrations are found through --pythonpath, the default relative database
-    is created in HOOKRUNNER_HOME (the state directory), and the commands triggers run start there."""
+    is created in HOOKRUNNER_HOME (the state directory), and the commands triggers run
+    start there."""
     argv = _service()["ExecStart"].split()
     argv = [str(Path(sys.executable).with_name("gunicorn"))] + [
         arg.replace("/opt/hookrunner", str(PROJECT_ROOT)) for arg in argv[1:]
