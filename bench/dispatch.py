@@ -108,6 +108,8 @@ class Target:
             hooks = [_webhook_hook(hook, argv[0], argv[1:]) for hook, argv in COMMANDS.items()]
             return servers.adnanh_webhook(workdir, name, hooks, cpu)
         env = {"EXECUTION_POOL_SIZE": str(self.args.concurrency)}
+        if self.args.store == "postgresql":
+            env["DATABASE_URL"] = store.FRESH_POSTGRES
         return servers.gunicorn(workdir, name, None, cpu, self.common.root, True, env)
 
     def path(self, hook: str) -> str:
@@ -316,6 +318,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, harness.Comm
     parser.add_argument("--probe-rate", type=float, default=20, help="probe webhooks per second")
     parser.add_argument("--rounds", type=int, default=1, help="webhook/hookrunner pairs")
     parser.add_argument("--timeout", type=float, default=120, help="max seconds per phase")
+    parser.add_argument(
+        "--store", choices=("sqlite", "postgresql"), default="sqlite", help="Hookrunner's store"
+    )
     harness.add_common_args(parser)
     args = parser.parse_args(argv)
     if not 1 <= args.count <= 20_000 or not 1 <= args.concurrency <= 64:
@@ -327,7 +332,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, harness.Comm
     args.timeout = min(max(args.timeout, 10), 300)
     if not shutil.which(servers.WEBHOOK_BINARY):
         parser.error(f"{servers.WEBHOOK_BINARY} missing: {servers.WEBHOOK_INSTALL_HINT}")
-    return args, harness.parse_common(parser, args, "dispatch")
+    name = "dispatch" if args.store == "sqlite" else "dispatch-postgresql"
+    return args, harness.parse_common(parser, args, name)
 
 
 def main(argv: list[str] | None = None) -> int:
