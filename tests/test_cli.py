@@ -1,3 +1,5 @@
+"""The hookrunner command line: migrate, tokens, version, store reporting, copy-store."""
+
 from __future__ import annotations
 
 from pathlib import Path

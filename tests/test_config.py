@@ -1,3 +1,5 @@
+"""Settings from the environment: defaults, validation that fails loudly, the data home."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,3 +1,5 @@
+"""The SQLite store: connection pragmas, the write lock, unavailable stores."""
+
 from __future__ import annotations
 
 import threading

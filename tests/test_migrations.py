@@ -1,3 +1,5 @@
+"""The migration runner: order, immutability, dialect files, newer databases refused."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -121,3 +123,26 @@ def test_trigger_bodies_are_not_transaction_control(tmp_path: Path) -> None:
         conn.execute("INSERT INTO a VALUES (1)")
     with db.read() as conn:
         assert conn.execute("SELECT COUNT(*) FROM n").fetchone()[0] == 1
+
+
+def test_dialect_files_pair_up_and_each_store_gets_its_own(tmp_path: Path) -> None:
+    (tmp_path / "0001_base.sql").write_text("CREATE TABLE a (id TEXT);\n")
+    (tmp_path / "0002_blob.sqlite.sql").write_text("CREATE TABLE b (data BLOB);\n")
+    (tmp_path / "0002_blob.postgresql.sql").write_text("CREATE TABLE b (data BYTEA);\n")
+    sqlite = load_migrations(tmp_path, dialect="sqlite")
+    postgres = load_migrations(tmp_path, dialect="postgresql")
+    assert [m.name for m in sqlite] == [m.name for m in postgres] == ["base", "blob"]
+    assert "BLOB" in sqlite[1].sql and "BYTEA" in postgres[1].sql
+    assert sqlite[0].sha256 == postgres[0].sha256
+
+
+def test_a_dialect_file_without_its_pair_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "0001_only.sqlite.sql").write_text("CREATE TABLE a (id TEXT);\n")
+    with pytest.raises(MigrationError, match="one file per dialect"):
+        load_migrations(tmp_path, dialect="sqlite")
+
+
+def test_the_shipped_migrations_of_both_dialects_have_the_same_numbers_and_names() -> None:
+    sqlite = load_migrations(dialect="sqlite")
+    postgres = load_migrations(dialect="postgresql")
+    assert [(m.version, m.name) for m in sqlite] == [(m.version, m.name) for m in postgres]

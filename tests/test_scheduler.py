@@ -1,3 +1,5 @@
+"""Scheduled jobs: elected by lease rows so each runs once per interval, failures contained."""
+
 from __future__ import annotations
 
 from typing import Any
