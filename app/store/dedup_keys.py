@@ -8,7 +8,7 @@ the primary key decide). The same statement runs on PostgreSQL.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from app.clock import utc_now_iso
 from app.store.base import Connection, Database
@@ -59,11 +59,23 @@ def delete_expired(db: Database) -> int:
     return cursor.rowcount
 
 
+@dataclass(frozen=True)
+class DedupKeyRow:
+    """A live claim: ``key`` of ``trigger`` belongs to that delivery and execution."""
+
+    trigger: str
+    key: str
+    delivery_id: str
+    execution_id: str
+    created_at: str
+    expires_at: str
+
+
 def list_for_trigger(
     db: Database, trigger: str | None, *, after: tuple[str, str] | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[DedupKeyRow]:
     """Live keys, newest first; ``after`` is the (created_at, key) of the last row seen."""
-    return select_page(
+    rows = select_page(
         db,
         table="webhook_dedup_keys",
         columns="trigger, key, delivery_id, execution_id, created_at, expires_at",
@@ -73,6 +85,7 @@ def list_for_trigger(
         after=after,
         limit=limit,
     )
+    return [DedupKeyRow(**row) for row in rows]
 
 
 def delete(db: Database, trigger: str, key: str) -> bool:

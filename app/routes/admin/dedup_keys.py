@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from flask import Response
@@ -34,9 +35,12 @@ class DedupKeyDelete(BaseModel):
 @bp.get("", summary="Live dedup keys, newest first")
 def list_keys(query: DedupKeyQuery) -> dict[str, Any]:
     return paginate(
-        lambda after, limit: dedup_keys.list_for_trigger(
-            get_db(), query.trigger, after=after, limit=limit
-        ),
+        lambda after, limit: [
+            asdict(row)
+            for row in dedup_keys.list_for_trigger(
+                get_db(), query.trigger, after=after, limit=limit
+            )
+        ],
         query,
         "created_at",
         "key",
