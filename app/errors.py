@@ -18,6 +18,7 @@ from typing import Any
 
 import sentry_sdk
 from flask import Flask, Response, g, jsonify
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,22 @@ class ValidationFailed(AppError):
     status = 422
     code = "validation_failed"
     message = "The request document is invalid."
+
+    @classmethod
+    def from_pydantic(cls, error: ValidationError) -> ValidationFailed:
+        return cls(details=validation_details(error))
+
+
+def validation_details(error: ValidationError) -> list[dict[str, str]]:
+    """Each pydantic error as ``{"path", "message", "type"}``, never echoing input."""
+    return [
+        {
+            "path": ".".join(str(part) for part in item["loc"]),
+            "message": item["msg"],
+            "type": item["type"],
+        }
+        for item in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
 
 
 class TriggerBusy(AppError):

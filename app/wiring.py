@@ -20,11 +20,13 @@ from app.execution import leases
 from app.execution.control import ExecutionControl
 from app.execution.engine import Engine
 from app.ingest.dispatch import ExecutionService
+from app.ingest.history import IngestHistory
 from app.lifecycle import Lifecycle
 from app.live.notifier import Notifier
 from app.live.streams import LiveStreams
 from app.outbound.breakers import BreakerRegistry
 from app.store import Database, breaker_states
+from app.triggers.admin import TriggerAdmin
 from app.triggers.registry import TriggerRegistry
 
 _EXTENSION = "hookrunner.components"
@@ -41,6 +43,8 @@ class Components:
     executions: ExecutionService
     streams: LiveStreams
     control: ExecutionControl
+    trigger_admin: TriggerAdmin
+    history: IngestHistory
     lifecycle: Lifecycle
 
 
@@ -72,6 +76,8 @@ def init_app(app: Flask, store: Database, settings: Settings) -> Components:
         executions=executions,
         streams=LiveStreams(store, notifier),
         control=ExecutionControl(store, notifier, triggers, executions),
+        trigger_admin=TriggerAdmin(store),
+        history=IngestHistory(store),
         lifecycle=lifecycle,
     )
     app.extensions[_EXTENSION] = built

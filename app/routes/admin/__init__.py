@@ -14,22 +14,10 @@ from flask_openapi3 import OpenAPI
 from pydantic import ValidationError
 
 from app import safe_json
-from app.errors import InvalidJson, error_response
+from app.errors import InvalidJson, error_response, validation_details
 from app.ingest.body import refuse_cut_stream
 
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
-
-
-def validation_details(error: ValidationError) -> list[dict[str, str]]:
-    """Each pydantic error as ``{"path", "message", "type"}``, never echoing input."""
-    return [
-        {
-            "path": ".".join(str(part) for part in item["loc"]),
-            "message": item["msg"],
-            "type": item["type"],
-        }
-        for item in error.errors(include_url=False, include_context=False, include_input=False)
-    ]
 
 
 def validation_error_response(error: ValidationError) -> Response:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from app.errors import NotFound
 from app.routes.admin import ADMIN_SECURITY
 from app.routes.admin.pagination import PageQuery, paginate
-from app.store import dedup_keys, get_db
+from app.wiring import components
 
 bp = APIBlueprint(
     "admin_dedup_keys",
@@ -35,12 +33,7 @@ class DedupKeyDelete(BaseModel):
 @bp.get("", summary="Live dedup keys, newest first")
 def list_keys(query: DedupKeyQuery) -> dict[str, Any]:
     return paginate(
-        lambda after, limit: [
-            asdict(row)
-            for row in dedup_keys.list_for_trigger(
-                get_db(), query.trigger, after=after, limit=limit
-            )
-        ],
+        lambda after, limit: components().history.dedup_keys(query.trigger, after, limit),
         query,
         "created_at",
         "key",
@@ -51,6 +44,5 @@ def list_keys(query: DedupKeyQuery) -> dict[str, Any]:
     "", summary="Forget one key: the next identical delivery runs again", responses={204: None}
 )
 def delete_key(query: DedupKeyDelete) -> Response:
-    if not dedup_keys.delete(get_db(), query.trigger, query.key):
-        raise NotFound("no such dedup key")
+    components().history.forget_key(query.trigger, query.key)
     return Response(status=204)

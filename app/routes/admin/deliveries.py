@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-from dataclasses import asdict
 from typing import Any, Literal
 
 from flask import g
@@ -13,8 +11,6 @@ from pydantic import BaseModel, Field
 from app.ingest.replay import replay
 from app.routes.admin import ADMIN_SECURITY
 from app.routes.admin.pagination import TimeRangeQuery, paginate
-from app.store import deliveries as deliveries_sql
-from app.store import get_db
 from app.wiring import components
 
 bp = APIBlueprint(
@@ -34,19 +30,11 @@ class DeliveryPath(BaseModel):
     delivery_id: str = Field(max_length=64)
 
 
-def _body_view(body: bytes) -> dict[str, Any]:
-    try:
-        return {"body": body.decode("utf-8"), "body_encoding": "utf-8"}
-    except UnicodeDecodeError:
-        return {"body": base64.b64encode(body).decode(), "body_encoding": "base64"}
-
-
 @bp.get("", summary="List deliveries (newest first; no headers or bodies)")
 def list_deliveries(query: DeliveryQuery) -> dict[str, Any]:
     since, until = query.range()
     return paginate(
-        lambda after, limit: deliveries_sql.list_recent(
-            get_db(),
+        lambda after, limit: components().history.deliveries(
             trigger=query.trigger,
             outcome=query.outcome,
             since=since,
@@ -61,9 +49,7 @@ def list_deliveries(query: DeliveryQuery) -> dict[str, Any]:
 
 @bp.get("/<delivery_id>", summary="One delivery: headers (credentials redacted), body, outcome")
 def get_delivery(path: DeliveryPath) -> dict[str, Any]:
-    item = deliveries_sql.get(get_db(), path.delivery_id)
-    view = asdict(item) | {"body_size": len(item.body)}
-    return view | _body_view(item.body)
+    return components().history.delivery(path.delivery_id)
 
 
 @bp.post("/<delivery_id>/replay", summary="Run a stored delivery again (dedup bypassed)")

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.jobs.metrics import summary
 from app.routes.admin import ADMIN_SECURITY
-from app.store import get_db
+from app.wiring import components
 
 bp = APIBlueprint(
     "admin_metrics",
@@ -26,4 +26,4 @@ class SummaryQuery(BaseModel):
 
 @bp.get("/summary", summary="Deliveries, executions, queue and breakers; daily history")
 def get_summary(query: SummaryQuery) -> dict[str, Any]:
-    return summary(get_db(), history_days=query.days)
+    return summary(components().store, history_days=query.days)

@@ -1,0 +1,70 @@
+"""Managing triggers: create, read, change and delete, with the rules that apply to each.
+
+The admin API calls these (and the CLI and triggers-as-code can too). The
+rules: a trigger's name never changes; a change is a merge patch over the
+stored document, validated whole, and secrets or credentials left out of it are
+kept; views never carry secrets (``public_view``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.errors import ValidationFailed
+from app.store import Database
+from app.store import triggers as triggers_sql
+from app.triggers.schema import TriggerDocument, TriggerPatch, merge_patch, public_view
+
+
+def view(row: triggers_sql.TriggerRow) -> dict[str, Any]:
+    """What the API shows of a stored trigger (secrets only as ``has_secret``)."""
+    document = TriggerDocument.model_validate_json(row.document)
+    return {**public_view(document), "created_at": row.created_at, "updated_at": row.updated_at}
+
+
+class TriggerAdmin:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def list(self) -> list[dict[str, Any]]:
+        return [view(row) for row in triggers_sql.list_all(self.db)]
+
+    def get(self, name: str) -> dict[str, Any]:
+        """Raises TriggerNotFound."""
+        return view(triggers_sql.get(self.db, name))
+
+    def create(self, document: TriggerDocument) -> dict[str, Any]:
+        """Raises TriggerExists."""
+        row = triggers_sql.insert(
+            self.db,
+            document.name,
+            document.description,
+            document.enabled,
+            document.model_dump_json(),
+        )
+        return view(row)
+
+    def patch(self, name: str, patch: TriggerPatch) -> dict[str, Any]:
+        """Merge ``patch`` into the stored document; raises ValidationFailed, TriggerNotFound."""
+        current = TriggerDocument.model_validate_json(triggers_sql.get(self.db, name).document)
+        changes = patch.model_dump()
+        if changes.get("name", name) != name:
+            raise ValidationFailed(
+                details=[
+                    {"path": "name", "message": "a trigger cannot be renamed", "type": "value"}
+                ]
+            )
+        try:
+            document = TriggerDocument.model_validate(merge_patch(current, changes))
+        except ValidationError as exc:
+            raise ValidationFailed.from_pydantic(exc) from None
+        row = triggers_sql.update(
+            self.db, name, document.description, document.enabled, document.model_dump_json()
+        )
+        return view(row)
+
+    def delete(self, name: str) -> None:
+        """Delete the trigger and its dedup keys; raises TriggerNotFound."""
+        triggers_sql.delete(self.db, name)
