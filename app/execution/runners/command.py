@@ -10,8 +10,9 @@ Contract:
   ``HOOKRUNNER_PAYLOAD_PATH`` (a private temp file with the raw body, removed
   afterwards). The payload goes to stdin only when ``stdin: payload``.
 * The child leads its own process group (session). Timeout and cancellation
-  signal the whole group: SIGTERM, then SIGKILL after a grace period, so
-  grandchildren die too.
+  signal the whole group: SIGTERM, then SIGKILL after a grace period to every
+  process still in the group (whether or not the leader has exited), so
+  grandchildren die too, also those that ignore SIGTERM.
 * stdout and stderr are read concurrently, line by line, into the output sink in
   arrival order.
 """
@@ -80,17 +81,57 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
         pipe.write(data)
 
 
-def _signal_group(pid: int, signum: int) -> None:
+def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
+        os.killpg(pgid, signum)
 
 
-def _stop_group(pid: int, exited: threading.Event) -> None:
-    """SIGTERM the group, then SIGKILL it if the leader is still there after the grace."""
-    _signal_group(pid, signal.SIGTERM)
-    if not exited.wait(KILL_GRACE_SECONDS):
-        _signal_group(pid, signal.SIGKILL)
-        exited.wait()
+def group_has_live_members(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies do not count).
+
+    Orphaned grandchildren that were killed may stay zombies for a while (or for
+    good, under a PID 1 that does not reap), and ``killpg(pgid, 0)`` still
+    finds those; ``/proc`` tells them apart.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc: trust killpg
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:  # exited meanwhile
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+def _stop_group(pgid: int, exited: threading.Event) -> None:
+    """SIGTERM the group; after the grace period SIGKILL it, whoever is left.
+
+    The SIGKILL goes to the whole group even when the leader has exited: a
+    grandchild that ignores SIGTERM must not outlive a timeout or a cancel.
+    It is skipped only when the whole group is gone before the grace ends.
+    """
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        exited.wait(_POLL_SECONDS)
+        if exited.is_set() and not group_has_live_members(pgid):
+            break
+    else:
+        _signal_group(pgid, signal.SIGKILL)
+    exited.wait()
 
 
 def _supervise(
