@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +120,42 @@ def test_cancel_kills_a_grandchild_that_ignores_sigterm(
     finally:
         if alive(grandchild):
             os.kill(grandchild, 9)
+
+
+_GUARDED_EXIT = textwrap.dedent(
+    """
+    import os, signal, subprocess
+    from app.execution.runners import guard
+
+    def group():
+        return subprocess.Popen(["sleep", "301"], start_new_session=True).pid
+
+    first = group()
+    guard.watch(first)
+    os.kill(guard.guard_pid(), signal.SIGKILL)  # the guard dies: the next call replaces it
+    os.waitpid(guard.guard_pid(), 0)
+    second = group()
+    guard.watch(second)
+    print(first, second, flush=True)
+    os._exit(0)  # as abruptly as a SIGKILL: no cleanup runs
+    """
+)
+
+
+def test_groups_die_with_the_process_that_watched_them_even_after_a_guard_restart() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _GUARDED_EXIT],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    pids = [int(text) for text in result.stdout.split()]
+    try:
+        wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10)
+    finally:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, 9)

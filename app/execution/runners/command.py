@@ -12,7 +12,9 @@ Contract:
 * The child leads its own process group (session). Timeout and cancellation
   signal the whole group: SIGTERM, then SIGKILL after a grace period to every
   process still in the group (whether or not the leader has exited), so
-  grandchildren die too, also those that ignore SIGTERM.
+  grandchildren die too, also those that ignore SIGTERM. While it runs the group
+  is registered with this worker's guard (:mod:`app.execution.runners.guard`),
+  which kills it should the worker die first.
 * stdout and stderr are read concurrently, line by line, into the output sink in
   arrival order.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import signal
 import tempfile
@@ -29,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from app.execution.runners import spawn
+from app.execution.runners import guard, spawn
 from app.execution.runners.base import OutputSink, RunContext, RunResult
 from app.triggers.schema import CommandAction
 from app.triggers.templates import (
@@ -38,6 +41,8 @@ from app.triggers.templates import (
     mask_secrets,
     render_command,
 )
+
+log = logging.getLogger(__name__)
 
 KILL_GRACE_SECONDS = 5.0
 _DRAIN_SECONDS = 2.0  # how long to wait for pipes a lingering grandchild keeps open
@@ -197,6 +202,20 @@ def _run(
         ctx.output.system(message)
         return RunResult("failed", error=message, details=details, retryable=False)
     details["pid"] = child.pid
+    try:
+        guard.watch(child.pid)
+    except OSError:  # the command still runs, unguarded should this worker die
+        log.warning("cannot start the process-group guard", exc_info=True)
+    try:
+        return _follow(child, action, ctx, details)
+    finally:
+        guard.release(child.pid)
+
+
+def _follow(
+    child: spawn.Child, action: CommandAction, ctx: RunContext, details: dict[str, object]
+) -> RunResult:
+    """Read the child's output until it exits (or is stopped); its result."""
     readers = [
         _spawn(lambda: _pump(child.stdout, "stdout", ctx.output)),
         _spawn(lambda: _pump(child.stderr, "stderr", ctx.output)),
