@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.execution.runners import command
+from app.store import get_db
 from tests.conftest import ENGINE_AUTH, wait_for
 
 FINAL = {"succeeded", "failed", "timed_out", "cancelled", "interrupted"}
@@ -159,3 +160,30 @@ def test_groups_die_with_the_process_that_watched_them_even_after_a_guard_restar
         for pid in pids:
             if alive(pid):
                 os.kill(pid, 9)
+
+
+def _attempts(app: Flask, trigger: str) -> int:
+    with app.app_context(), get_db().read() as conn:
+        row = conn.execute("SELECT COUNT(*) FROM executions WHERE trigger = ?", (trigger,))
+        return int(row.fetchone()[0])
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"argv": ["/bin/echo", "{{ body.value }}"]}, "argv[1]"),
+        ({"argv": ["/bin/true"], "env": {"VALUE": "{{ body.value }}"}}, "env VALUE"),
+    ],
+)
+def test_nul_byte_in_a_rendered_value_fails_clearly_without_retry(
+    engine_app: Flask, client: FlaskClient, fields: dict[str, Any], where: str
+) -> None:
+    retry = {"max_attempts": 3, "backoff_seconds": 0}
+    _trigger(client, "nul", {"type": "command", **fields}, retry=retry)
+    execution = _finished(client, _send(client, "nul", {"value": "a\u0000b"}))
+    assert execution["status"] == "failed"
+    assert execution["error"] == (
+        f"{where} renders to text with a NUL byte, which a program argument or "
+        "environment variable cannot hold"
+    )
+    assert _attempts(engine_app, "nul") == 1

@@ -73,11 +73,31 @@ class RenderedCommand:
     env: dict[str, str]
 
 
+def _without_nul(where: str, value: str) -> str:
+    """``value``, unless it holds a NUL byte - which no argument or variable can carry."""
+    if "\0" in value:
+        raise TemplateRenderError(
+            f"{where} renders to text with a NUL byte, which a program argument or "
+            "environment variable cannot hold"
+        )
+    return value
+
+
 def render_command(action: CommandAction, context: dict[str, Any]) -> RenderedCommand:
-    """The argv list and extra environment; raises TemplateRenderError."""
+    """The argv list and extra environment; raises TemplateRenderError.
+
+    A value that renders to text containing a NUL byte is refused here (the
+    operating system would cut it short or refuse to start the program).
+    """
     return RenderedCommand(
-        argv=[render(item, context) for item in action.argv],
-        env={name: render(value, context) for name, value in action.env.items()},
+        argv=[
+            _without_nul(f"argv[{index}]", render(item, context))
+            for index, item in enumerate(action.argv)
+        ],
+        env={
+            name: _without_nul(f"env {name}", render(value, context))
+            for name, value in action.env.items()
+        },
     )
 
 

@@ -201,6 +201,10 @@ def _run(
         message = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
         ctx.output.system(message)
         return RunResult("failed", error=message, details=details, retryable=False)
+    except ValueError as exc:  # e.g. a NUL byte in the cwd: no attempt can start this
+        message = f"cannot start {argv[0]!r}: {exc}"
+        ctx.output.system(message)
+        return RunResult("failed", error=message, details=details, retryable=False)
     details["pid"] = child.pid
     try:
         guard.watch(child.pid)
