@@ -187,3 +187,15 @@ def test_nul_byte_in_a_rendered_value_fails_clearly_without_retry(
         "environment variable cannot hold"
     )
     assert _attempts(engine_app, "nul") == 1
+
+
+def test_cpu_heavy_template_fails_the_execution_without_retry(
+    engine_app: Flask, client: FlaskClient
+) -> None:
+    retry = {"max_attempts": 3, "backoff_seconds": 0}
+    argv = ["/bin/echo", "{{ lipsum(1000000) | length }}"]
+    _trigger(client, "heavy", _command(*argv), retry=retry)
+    execution = _finished(client, _send(client, "heavy"))
+    assert execution["status"] == "failed"
+    assert "lipsum is limited to 100 paragraphs" in execution["error"]
+    assert _attempts(engine_app, "heavy") == 1

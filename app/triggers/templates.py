@@ -2,7 +2,9 @@
 
 Templates run in Jinja2's ``SandboxedEnvironment`` with ``StrictUndefined``: a
 template cannot reach Python internals, and a reference to a missing field is
-an error with a clear message instead of an empty string. Each rendered value
+an error with a clear message instead of an empty string. Rendering is bounded
+in size and time (:mod:`app.triggers.template_limits`); a template that goes
+beyond a bound fails like any other render error. Each rendered value
 stays one value - an argv element is never split, quoted or handed to a shell.
 
 :func:`render_action` renders a trigger's whole action for one delivery
@@ -20,14 +22,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
 from app.redaction import REDACTED
+from app.triggers.template_limits import BoundedEnvironment, TemplateLimitExceeded, render_bounded
 
 if TYPE_CHECKING:  # the schema validates templates with this module
     from app.triggers.schema import CommandAction, HttpAction, TriggerDocument
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV = BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 class TemplateRenderError(ValueError):
@@ -48,9 +50,11 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     if "{" not in source:
         return source
     try:
-        return compile_template(source).render(**context)
+        return render_bounded(compile_template(source), context)
     except TemplateRenderError:
         raise
+    except TemplateLimitExceeded as exc:
+        raise TemplateRenderError(f"template {source!r} refused: {exc}") from None
     except Exception as exc:  # undefined fields, sandbox violations, filter errors
         raise TemplateRenderError(f"template {source!r} failed: {exc}") from None
 
