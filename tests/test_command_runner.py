@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.execution.runners import command
+from app.execution.runners import command, pipes
 from app.store import get_db
 from tests.conftest import ENGINE_AUTH, wait_for
 
@@ -199,3 +200,146 @@ def test_cpu_heavy_template_fails_the_execution_without_retry(
     assert execution["status"] == "failed"
     assert "lipsum is limited to 100 paragraphs" in execution["error"]
     assert _attempts(engine_app, "heavy") == 1
+
+
+ORDER_SCRIPT = "echo o1; echo e1 >&2; echo o2; echo e2 >&2; sleep 0.2; echo o3; echo e3 >&2"
+
+
+def test_merged_stderr_keeps_the_exact_order_of_both_streams(client: FlaskClient) -> None:
+    _trigger(client, "ordered", _command("/bin/sh", "-c", ORDER_SCRIPT, stderr="merge"))
+    for _ in range(5):
+        execution = _finished(client, _send(client, "ordered"))
+        assert execution["status"] == "succeeded"
+        assert _lines(client, execution["id"]) == ["o1", "e1", "o2", "e2", "o3", "e3"]
+        assert set(_lines(client, execution["id"], "stdout")) == {
+            "o1",
+            "e1",
+            "o2",
+            "e2",
+            "o3",
+            "e3",
+        }
+
+
+def test_separate_streams_keep_each_streams_order_and_label(client: FlaskClient) -> None:
+    _trigger(client, "apart", _command("/bin/sh", "-c", ORDER_SCRIPT))
+    execution = _finished(client, _send(client, "apart"))
+    assert _lines(client, execution["id"], "stdout") == ["o1", "o2", "o3"]
+    assert _lines(client, execution["id"], "stderr") == ["e1", "e2", "e3"]
+    lines = _lines(client, execution["id"])
+    # Output written after a pause comes after everything written before it.
+    assert set(lines[:4]) == {"o1", "e1", "o2", "e2"}
+    assert set(lines[4:]) == {"o3", "e3"}
+
+
+def _dropped(lines: list[str]) -> int:
+    notice = lines[-1]
+    assert notice.startswith("[output truncated: "), notice
+    return int(notice.split()[2])
+
+
+def _stored(app: Flask, execution_id: str) -> list[str]:
+    with app.app_context(), get_db().read() as conn:
+        rows = conn.execute(
+            "SELECT line FROM execution_logs WHERE execution_id = ? ORDER BY seq", (execution_id,)
+        )
+        return [str(row[0]) for row in rows]
+
+
+def test_flood_past_the_cap_is_counted_as_dropped_and_the_run_finishes(
+    engine_app: Flask, client: FlaskClient
+) -> None:
+    total = 5_000_000
+    flood = _command("/bin/sh", "-c", f"yes 2>/dev/null | head -c {total}", max_output_bytes=16384)
+    _trigger(client, "flood", flood)
+    execution = _finished(client, _send(client, "flood"))
+    assert execution["status"] == "succeeded"
+    assert execution["report"]["output_truncated"] is True
+    lines = _stored(engine_app, execution["id"])
+    stored = [line for line in lines[:-1] if line == "y"]
+    assert execution["output_bytes"] == 2 * len(stored) <= 16384
+    assert execution["output_bytes"] + _dropped(lines) == total
+
+
+def test_output_limit_stop_ends_a_command_that_never_stops_talking(
+    engine_app: Flask, client: FlaskClient
+) -> None:
+    retry = {"max_attempts": 2, "backoff_seconds": 0}
+    endless = _command("/usr/bin/yes", max_output_bytes=16384, on_output_limit="stop")
+    _trigger(client, "endless", endless, retry=retry)
+    execution = _finished(client, _send(client, "endless"))
+    assert execution["status"] == "failed"
+    assert execution["error"] == "stopped: output reached max_output_bytes (16384)"
+    assert execution["report"]["output_truncated"] is True
+    assert _attempts(engine_app, "endless") == 1
+
+
+# Under gevent, as in a Gunicorn worker: a greenlet notes how much output the
+# runner got through between two of its turns. Reading must yield regularly,
+# so that amount stays small however fast the command writes.
+_FLOOD_UNDER_GEVENT = textwrap.dedent(
+    """
+    from gevent import monkey; monkey.patch_all()
+    import json, signal, sys, gevent
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    from app.execution.runners.base import RunContext
+    from app.execution.runners.command import run_command
+    from app.triggers.schema import CommandAction
+
+    class Sink:
+        def __init__(self, cap):
+            self.cap, self.bytes, self.dropped, self.full = cap, 0, 0, False
+        def line(self, stream, text):
+            self.lines(stream, [text])
+        def lines(self, stream, texts):
+            for text in texts:
+                if self.full or self.bytes + len(text) + 1 > self.cap:
+                    self.full = True
+                    self.dropped += len(text) + 1
+                else:
+                    self.bytes += len(text) + 1
+        def discard(self, count):
+            self.full, self.dropped = True, self.dropped + count
+        def system(self, text):
+            pass
+
+    total, cap = int(sys.argv[1]), int(sys.argv[2])
+    sink = Sink(cap)
+    script = f"yes 2>/dev/null | head -c {total}"
+    action = CommandAction(type="command", argv=["/bin/sh", "-c", script], max_output_bytes=cap)
+    ctx = RunContext(execution_id="e", delivery_id=None, trigger="t", request_id=None,
+                     raw_body=b"", content_type=None, template_context={}, secrets=[],
+                     output=sink, settings=None, breakers=None)
+    most, done = 0, False
+    def watch():
+        global most
+        last = 0
+        while not done:
+            seen = sink.bytes + sink.dropped
+            most, last = max(most, seen - last), seen
+            gevent.sleep(0)
+    gevent.spawn(watch)
+    gevent.sleep(0)
+    result = run_command(action, ctx)
+    done = True
+    print(json.dumps({"status": result.status, "seen": sink.bytes + sink.dropped, "most": most}))
+    """
+)
+
+
+@pytest.mark.parametrize("cap", [16384, 4 * 1024 * 1024])
+def test_a_flood_of_short_lines_lets_other_greenlets_run(cap: int) -> None:
+    total = 5_000_000
+    result = subprocess.run(
+        [sys.executable, "-c", _FLOOD_UNDER_GEVENT, str(total), str(cap)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["status"] == "succeeded"
+    assert seen["seen"] == total
+    assert seen["most"] <= pipes.DRAIN_CHUNK  # bytes handled between two turns of the watcher
