@@ -50,10 +50,11 @@ bench: bench-deps
     python bench/sentry_overhead.py --snapshot HEAD
     python bench/scaling.py --snapshot HEAD
 
-# Drills: kill -9 under load, output flood, duplicate storm and graceful restart, bad-input sweep.
+# Drills: kill -9 under load, output flood, held write lock, duplicate storm and graceful restart, bad-input sweep.
 drills:
     python bench/drills/kill9_under_load.py --deliveries 2000 --kills 2
     python bench/drills/output_flood.py
+    python bench/drills/lock_holder.py
     python -m pytest -q tests/test_storm_e2e.py tests/test_engine_e2e.py tests/test_properties.py
     pip install -q -e '.[bench]'
     python bench/drills/schemathesis_sweep.py --max-time 60
