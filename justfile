@@ -54,12 +54,14 @@ bench: bench-deps
     python bench/spawn_cost.py
     python bench/summary.py
 
-# Drills: kill -9 under load, two hosts on PostgreSQL, a full disk, duplicate storm and
-# graceful restart, bad-input sweep, malformed HTTP over raw sockets.
+# Drills: kill -9 under load, two hosts on PostgreSQL, a full disk, an output flood, a held
+# write lock, duplicate storm and graceful restart, bad-input sweep, malformed HTTP.
 drills:
     python bench/drills/kill9_under_load.py --deliveries 2000 --kills 2
     python bench/drills/two_hosts.py --deliveries 2000 --kills 2
     python bench/drills/disk_full.py
+    python bench/drills/output_flood.py
+    python bench/drills/lock_holder.py
     python -m pytest -q tests/test_storm_e2e.py tests/test_engine_e2e.py tests/test_properties.py
     pip install -q -e '.[bench]'
     python bench/drills/schemathesis_sweep.py --max-time 60

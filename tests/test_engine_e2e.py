@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import requests
 from app.store import SQLiteDatabase
 from tests.conftest import wait_for
 from tests.server import Server, gunicorn_server
+from tests.test_command_runner import alive
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +101,8 @@ def test_kill_9_mid_execution_then_restart_leaves_nothing_running(tmp_path: Path
         wait_for(lambda: _status(server, execution_id) == "running")
         server.kill_hard()
     wait_for(pidfile.exists)
-    os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the orphaned command of the dead worker
+    # The dead worker's guard kills the command it left behind.
+    wait_for(lambda: not alive(int(pidfile.read_text())))
 
     with gunicorn_server(tmp_path, env={"ADMIN_TOKEN": TOKEN}) as restarted:
         assert wait_for(lambda: _status(restarted, execution_id) == "interrupted")

@@ -24,6 +24,7 @@ from app.outbound import client as outbound
 from app.outbound.breakers import BreakerRegistry, destination_of
 from app.triggers.schema import HttpAction
 from app.triggers.templates import template_context
+from tests.conftest import wait_for
 
 
 @dataclass
@@ -223,7 +224,7 @@ def test_standard_webhooks_signature_verifies(server: Any) -> None:
     result, _ = run(f"{srv.base}/signed", signing_secret=secret)
     assert result.status == "succeeded", result.error
     [request] = srv.requests
-    assert request.headers["webhook-id"] == "exe_0001"
+    assert request.headers["webhook-id"] == "dlv_0001"
     payload = Webhook(secret).verify(request.body, request.headers)
     assert payload == {"ref": "refs/heads/main", "after": "abc123"}
     assert secret not in json.dumps(result.details)
@@ -491,3 +492,39 @@ def test_with_sentry_on_forwards_carry_no_trace_headers_and_urls_stay_out(server
     assert "baggage" not in request.headers
     assert collector.of_type("event")  # the message above was sent ...
     assert "url-secret-never-in-sentry" not in collector.all_text()  # ... without the URL
+
+
+def test_webhook_id_is_the_same_on_retries_and_reruns_and_new_on_a_replay(
+    server: Any, make_app: Any
+) -> None:
+    srv = server()
+    srv.reply = Reply(status=408)  # every attempt fails retryably (and trips no breaker)
+    token = "engine-test-token-0123456789"
+    app = make_app(engine_enabled=True, admin_token=token, allow_private_targets=True)
+    auth = {"Authorization": f"Bearer {token}"}
+    client = app.test_client()
+    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    document = {
+        "name": "forward",
+        "auth": {"scheme": "none"},
+        "dedup": {"key": "none"},
+        "action": {"type": "http", "url": f"{srv.base}/hook", "signing_secret": secret},
+        "retry": {"max_attempts": 2, "backoff_seconds": 0},
+    }
+    assert client.post("/admin/triggers", json=document, headers=auth).status_code == 201
+    accepted = client.post("/webhooks/forward", json={"n": 1}).get_json()
+
+    wait_for(lambda: len(srv.requests) == 2)  # the first attempt and its retry
+    rerun = client.post(f"/admin/executions/{accepted['execution_id']}/rerun", headers=auth)
+    assert rerun.status_code == 202
+    wait_for(lambda: len(srv.requests) == 4)  # the rerun and its retry
+    replayed = client.post(f"/admin/deliveries/{accepted['delivery_id']}/replay", headers=auth)
+    assert replayed.status_code == 202
+    wait_for(lambda: len(srv.requests) == 6)  # the replay and its retry
+
+    ids = [request.headers["webhook-id"] for request in srv.requests]
+    assert ids[:4] == [accepted["delivery_id"]] * 4
+    assert ids[4:] == [replayed.get_json()["delivery_id"]] * 2
+    assert ids[4] != accepted["delivery_id"]
+    for request in srv.requests:  # each still verifies with its own id
+        assert Webhook(secret).verify(request.body, request.headers) == {"n": 1}

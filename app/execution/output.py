@@ -9,8 +9,10 @@ ten lines a second goes out as it comes, jitter included - and otherwise by a
 flusher thread as soon as the next write is allowed, together with everything
 that arrived meanwhile; 64 pending lines are written at once. A watcher sees
 output while the execution runs, and a crash loses at most the last batch.
-Output beyond ``max_output_bytes`` is not stored; one final ``system`` line
-says how much was dropped.
+Output beyond ``max_output_bytes`` is not stored: from the first line that does
+not fit on, everything is dropped (the runner may also :meth:`OutputBuffer.discard`
+bytes it never split into lines); one final ``system`` line says how much was
+dropped.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class OutputBuffer:
         self._seq = 0
         self.bytes = 0
         self.dropped_bytes = 0
+        self.full = False  # a line did not fit: this and everything after it is dropped
         self._closed = threading.Event()
         self._noted_truncation = False
         self._kick = threading.Event()  # lines are waiting for the flusher
@@ -85,13 +88,19 @@ class OutputBuffer:
         self._flusher.start()
 
     def line(self, stream: str, text: str) -> None:
-        size = len(text.encode("utf-8", errors="replace")) + 1
+        self.lines(stream, [text])
+
+    def lines(self, stream: str, texts: list[str]) -> None:
+        """Store lines of one stream in order; once one does not fit, none after it does."""
         with self._lock:
-            if self.bytes + size > self._max_bytes:
-                self.dropped_bytes += size
-                return
-            self.bytes += size
-            self._append(stream, text)
+            for text in texts:
+                size = len(text.encode("utf-8", errors="replace")) + 1
+                if self.full or self.bytes + size > self._max_bytes:
+                    self.full = True
+                    self.dropped_bytes += size
+                    continue
+                self.bytes += size
+                self._append(stream, text)
             due = len(self._pending) >= BATCH_LINES or self._budget.seconds_until_allowed() == 0
         if due:
             try:
@@ -101,6 +110,12 @@ class OutputBuffer:
                 self._kick.set()
         else:
             self._kick.set()
+
+    def discard(self, byte_count: int) -> None:
+        """Output read past the limit and thrown away: counted as dropped."""
+        with self._lock:
+            self.full = True
+            self.dropped_bytes += byte_count
 
     def system(self, text: str) -> None:
         with self._lock:

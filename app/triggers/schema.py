@@ -98,6 +98,12 @@ class CommandAction(_Strict):
     stdin: Literal["payload", "none"] = "none"
     timeout_seconds: int = Field(600, ge=1, le=7 * 86400)
     max_output_bytes: int = Field(1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    stderr: Literal["separate", "merge"] = Field(
+        "separate", description="merge: stderr into the stdout pipe, exact order of both"
+    )
+    on_output_limit: Literal["drain", "stop"] = Field(
+        "drain", description="past max_output_bytes: drain and drop the rest, or stop"
+    )
 
     @field_validator("argv")
     @classmethod

@@ -2,7 +2,9 @@
 
 Templates run in Jinja2's ``SandboxedEnvironment`` with ``StrictUndefined``: a
 template cannot reach Python internals, and a reference to a missing field is
-an error with a clear message instead of an empty string. Each rendered value
+an error with a clear message instead of an empty string. Rendering is bounded
+in size and time (:mod:`app.triggers.template_limits`); a template that goes
+beyond a bound fails like any other render error. Each rendered value
 stays one value - an argv element is never split, quoted or handed to a shell.
 
 :func:`render_action` renders a trigger's whole action for one delivery
@@ -21,14 +23,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
 from app.redaction import REDACTED, is_sensitive_header, url_credentials
+from app.triggers.template_limits import BoundedEnvironment, TemplateLimitExceeded, render_bounded
 
 if TYPE_CHECKING:  # the schema validates templates with this module
     from app.triggers.schema import CommandAction, HttpAction, TriggerDocument
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV = BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 class TemplateRenderError(ValueError):
@@ -74,9 +76,11 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     if "{" not in source:
         return source
     try:
-        return compile_template(source).render(**context)
+        return render_bounded(compile_template(source), context)
     except TemplateRenderError:
         raise
+    except TemplateLimitExceeded as exc:
+        raise TemplateRenderError(f"template {source!r} refused: {exc}") from None
     except Exception as exc:  # undefined fields, sandbox violations, filter errors
         raise TemplateRenderError(f"template {source!r} failed: {exc}{_hint(source)}") from None
 
@@ -99,11 +103,31 @@ class RenderedCommand:
     env: dict[str, str]
 
 
+def _without_nul(where: str, value: str) -> str:
+    """``value``, unless it holds a NUL byte - which no argument or variable can carry."""
+    if "\0" in value:
+        raise TemplateRenderError(
+            f"{where} renders to text with a NUL byte, which a program argument or "
+            "environment variable cannot hold"
+        )
+    return value
+
+
 def render_command(action: CommandAction, context: dict[str, Any]) -> RenderedCommand:
-    """The argv list and extra environment; raises TemplateRenderError."""
+    """The argv list and extra environment; raises TemplateRenderError.
+
+    A value that renders to text containing a NUL byte is refused here (the
+    operating system would cut it short or refuse to start the program).
+    """
     return RenderedCommand(
-        argv=[render(item, context) for item in action.argv],
-        env={name: render(value, context) for name, value in action.env.items()},
+        argv=[
+            _without_nul(f"argv[{index}]", render(item, context))
+            for index, item in enumerate(action.argv)
+        ],
+        env={
+            name: _without_nul(f"env {name}", render(value, context))
+            for name, value in action.env.items()
+        },
     )
 
 

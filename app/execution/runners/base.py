@@ -25,6 +25,16 @@ class OutputSink(Protocol):
     def line(self, stream: str, text: str) -> None:
         """One line of ``stdout``/``stderr`` (without its newline)."""
 
+    def lines(self, stream: str, texts: list[str]) -> None:
+        """Several lines of one stream, in order (cheaper than one call each)."""
+
+    @property
+    def full(self) -> bool:
+        """True once output has gone past the limit: every later line is dropped."""
+
+    def discard(self, byte_count: int) -> None:
+        """Count output that was read past the limit and thrown away unsplit."""
+
     def system(self, text: str) -> None:
         """A line from Hookrunner itself about the run (stream ``system``)."""
 

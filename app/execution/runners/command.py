@@ -10,16 +10,23 @@ Contract:
   ``HOOKRUNNER_PAYLOAD_PATH`` (a private temp file with the raw body, removed
   afterwards). The payload goes to stdin only when ``stdin: payload``.
 * The child leads its own process group (session). Timeout and cancellation
-  signal the whole group: SIGTERM, then SIGKILL after a grace period, so
-  grandchildren die too.
-* stdout and stderr are read concurrently, line by line, into the output sink in
-  arrival order.
+  signal the whole group: SIGTERM, then SIGKILL after a grace period to every
+  process still in the group (whether or not the leader has exited), so
+  grandchildren die too, also those that ignore SIGTERM. While it runs the group
+  is registered with this worker's guard (:mod:`app.execution.runners.guard`),
+  which kills it should the worker die first.
+* stdout and stderr are read by one loop (:mod:`app.execution.runners.pipes`)
+  into the output sink, in the order it reads them - the exact order of both
+  with ``stderr: merge`` (one pipe); output past ``max_output_bytes`` is
+  drained unsplit, and with ``on_output_limit: stop`` the group is stopped
+  then (the execution fails, without retry).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import signal
 import tempfile
@@ -28,8 +35,9 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from app.execution.runners import spawn
-from app.execution.runners.base import OutputSink, RunContext, RunResult
+from app.execution.runners import guard, spawn
+from app.execution.runners import pipes as pipes_reader
+from app.execution.runners.base import RunContext, RunResult
 from app.triggers.schema import CommandAction
 from app.triggers.templates import (
     RenderedCommand,
@@ -38,10 +46,11 @@ from app.triggers.templates import (
     render_command,
 )
 
+log = logging.getLogger(__name__)
+
 KILL_GRACE_SECONDS = 5.0
 _DRAIN_SECONDS = 2.0  # how long to wait for pipes a lingering grandchild keeps open
 _POLL_SECONDS = 0.05
-_MAX_LINE = 65536
 
 
 def _spawn(target: Callable[[], None]) -> threading.Thread:
@@ -69,36 +78,76 @@ def child_environment(
     return env
 
 
-def _pump(pipe: IO[bytes], stream: str, output: OutputSink) -> None:
-    with pipe:
-        for raw in iter(lambda: pipe.readline(_MAX_LINE), b""):
-            output.line(stream, raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-
-
 def _feed(pipe: IO[bytes], data: bytes) -> None:
     with contextlib.suppress(BrokenPipeError, OSError), pipe:
         pipe.write(data)
 
 
-def _signal_group(pid: int, signum: int) -> None:
+def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
+        os.killpg(pgid, signum)
 
 
-def _stop_group(pid: int, exited: threading.Event) -> None:
-    """SIGTERM the group, then SIGKILL it if the leader is still there after the grace."""
-    _signal_group(pid, signal.SIGTERM)
-    if not exited.wait(KILL_GRACE_SECONDS):
-        _signal_group(pid, signal.SIGKILL)
-        exited.wait()
+def group_has_live_members(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies do not count).
+
+    Orphaned grandchildren that were killed may stay zombies for a while (or for
+    good, under a PID 1 that does not reap), and ``killpg(pgid, 0)`` still
+    finds those; ``/proc`` tells them apart.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc: trust killpg
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:  # exited meanwhile
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+def _stop_group(pgid: int, exited: threading.Event) -> None:
+    """SIGTERM the group; after the grace period SIGKILL it, whoever is left.
+
+    The SIGKILL goes to the whole group even when the leader has exited: a
+    grandchild that ignores SIGTERM must not outlive a timeout or a cancel.
+    It is skipped only when the whole group is gone before the grace ends.
+    """
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        exited.wait(_POLL_SECONDS)
+        if exited.is_set() and not group_has_live_members(pgid):
+            break
+    else:
+        _signal_group(pgid, signal.SIGKILL)
+    exited.wait()
 
 
 def _supervise(
-    child: spawn.Child, action: CommandAction, ctx: RunContext, exit_codes: list[int]
+    child: spawn.Child,
+    action: CommandAction,
+    ctx: RunContext,
+    exit_codes: list[int],
+    output_full: threading.Event,
 ) -> str | None:
-    """Wait for exit, timeout or cancellation; returns "timed_out"/"cancelled" or None.
+    """Wait for exit, timeout, cancellation or a full output with ``on_output_limit: stop``.
 
-    The exit code is appended to ``exit_codes`` once the process has exited.
+    Returns "timed_out", "cancelled" or "output_limit" when it stopped the
+    group, else None. The exit code is appended to ``exit_codes`` once the
+    process has exited.
     """
     exited = threading.Event()
 
@@ -119,6 +168,13 @@ def _supervise(
             )
             _stop_group(child.pid, exited)
             return "timed_out"
+        if action.on_output_limit == "stop" and output_full.is_set():
+            ctx.output.system(
+                f"output reached max_output_bytes ({action.max_output_bytes}): "
+                "stopping the process group"
+            )
+            _stop_group(child.pid, exited)
+            return "output_limit"
     return None
 
 
@@ -150,29 +206,59 @@ def _run(
     argv = rendered.argv
     env = child_environment(rendered.env, ctx, payload_path)
     try:
-        child = spawn.start(argv, env, action.cwd, with_stdin=action.stdin == "payload")
+        child = spawn.start(
+            argv,
+            env,
+            action.cwd,
+            with_stdin=action.stdin == "payload",
+            merge_stderr=action.stderr == "merge",
+        )
     except OSError as exc:
         message = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
         ctx.output.system(message)
         return RunResult("failed", error=message, details=details, retryable=False)
+    except ValueError as exc:  # e.g. a NUL byte in the cwd: no attempt can start this
+        message = f"cannot start {argv[0]!r}: {exc}"
+        ctx.output.system(message)
+        return RunResult("failed", error=message, details=details, retryable=False)
     details["pid"] = child.pid
-    readers = [
-        _spawn(lambda: _pump(child.stdout, "stdout", ctx.output)),
-        _spawn(lambda: _pump(child.stderr, "stderr", ctx.output)),
-    ]
+    try:
+        guard.watch(child.pid)
+    except OSError:  # the command still runs, unguarded should this worker die
+        log.warning("cannot start the process-group guard", exc_info=True)
+    try:
+        return _follow(child, action, ctx, details)
+    finally:
+        guard.release(child.pid)
+
+
+def _follow(
+    child: spawn.Child, action: CommandAction, ctx: RunContext, details: dict[str, object]
+) -> RunResult:
+    """Read the child's output until it exits (or is stopped); its result."""
+    pipes = {"stdout": child.stdout}
+    if child.stderr is not None:
+        pipes["stderr"] = child.stderr
+    output_full, stop_reading = threading.Event(), threading.Event()
+    reader = _spawn(lambda: pipes_reader.pump(pipes, ctx.output, stop_reading, output_full.set))
     stdin = child.stdin
     if stdin is not None:
         _spawn(lambda: _feed(stdin, ctx.raw_body))
     exit_codes: list[int] = []
-    stopped = _supervise(child, action, ctx, exit_codes)
-    for reader in readers:
-        reader.join(_DRAIN_SECONDS)
-    if any(reader.is_alive() for reader in readers):
+    stopped = _supervise(child, action, ctx, exit_codes, output_full)
+    reader.join(_DRAIN_SECONDS)
+    if reader.is_alive():
         _signal_group(child.pid, signal.SIGKILL)  # a background grandchild held the pipes
-        for reader in readers:
-            reader.join()
+        reader.join(_DRAIN_SECONDS)
+        stop_reading.set()  # held open from outside the group: stop reading them
+        reader.join()
     exit_code = exit_codes[0]
     details["exit_code"] = exit_code
+    if stopped == "output_limit":
+        error = f"stopped: output reached max_output_bytes ({action.max_output_bytes})"
+        return RunResult(
+            "failed", exit_code=exit_code, error=error, details=details, retryable=False
+        )
     if stopped is not None:
         return RunResult(
             stopped, exit_code=exit_code, details=details, error=stopped.replace("_", " ")

@@ -6,8 +6,10 @@ Contract:
   template); without a body template the original raw body is forwarded with
   its Content-Type (GET/DELETE send no body then). ``User-Agent: Hookrunner``
   (unless the action sets one) and ``X-Request-ID`` are added; with a
-  ``signing_secret`` the Standard Webhooks headers are set (``webhook-id`` is
-  the execution id, so retries of one execution share it). The secret is
+  ``signing_secret`` the Standard Webhooks headers are set. ``webhook-id`` is
+  the delivery id (:func:`message_id`), so every attempt of one delivery's
+  forward - retries and reruns alike - carries the same id and receivers can
+  deduplicate; a replay is a new delivery and so a new message. The secret is
   base64 after an optional ``whsec_`` prefix, as the spec says; a secret that
   is not valid base64 is used as its UTF-8 bytes (receivers must then use the
   raw bytes as the key).
@@ -70,6 +72,14 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac.digest()).decode()
 
 
+def message_id(ctx: RunContext) -> str:
+    """The Standard Webhooks ``webhook-id``: one per delivery, the same on every attempt.
+
+    An execution whose delivery is gone (none is stored) uses its own id.
+    """
+    return ctx.delivery_id or ctx.execution_id
+
+
 def _shown_url(url: Url, secrets: list[str]) -> str:
     shown = url._replace(auth=REDACTED) if url.auth else url
     return str(mask_secrets(shown.url, secrets))
@@ -103,10 +113,10 @@ def _build_headers(
         headers["X-Request-ID"] = ctx.request_id
     if action.signing_secret:
         timestamp = int(time.time())
-        headers["webhook-id"] = ctx.execution_id
+        headers["webhook-id"] = message_id(ctx)
         headers["webhook-timestamp"] = str(timestamp)
         headers["webhook-signature"] = sign(
-            action.signing_secret, ctx.execution_id, timestamp, body or b""
+            action.signing_secret, message_id(ctx), timestamp, body or b""
         )
     return headers
 

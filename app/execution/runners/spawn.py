@@ -30,7 +30,7 @@ class Child:
     pid: int
     stdin: IO[bytes] | None
     stdout: IO[bytes]
-    stderr: IO[bytes]
+    stderr: IO[bytes] | None  # None when stderr goes to the stdout pipe
     wait: Callable[[], int]  # blocks (cooperatively under gevent); the exit code, -N for signal N
 
 
@@ -88,34 +88,51 @@ def _executable(program: str, env: dict[str, str]) -> str:
     return found
 
 
-def _popen(argv: list[str], env: dict[str, str], cwd: str, with_stdin: bool) -> Child:
+def _popen(
+    argv: list[str], env: dict[str, str], cwd: str, with_stdin: bool, merge_stderr: bool
+) -> Child:
     process = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
         cwd=cwd,
         env=env,
         start_new_session=True,
     )
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None
     return Child(process.pid, process.stdin, process.stdout, process.stderr, process.wait)
 
 
-def start(argv: list[str], env: dict[str, str], cwd: str | None, with_stdin: bool) -> Child:
-    """Start ``argv`` (no shell) in a new session; raises OSError when it cannot start."""
+def start(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str | None,
+    with_stdin: bool,
+    merge_stderr: bool = False,
+) -> Child:
+    """Start ``argv`` (no shell) in a new session; raises OSError when it cannot start.
+
+    With ``merge_stderr`` the child's stderr is its stdout pipe (one pipe: the
+    exact order of both) and :attr:`Child.stderr` is None.
+    """
     if cwd is not None:
-        return _popen(argv, env, cwd, with_stdin)
+        return _popen(argv, env, cwd, with_stdin, merge_stderr)
     path = _executable(argv[0], env)
     out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    err_r, err_w = (-1, -1) if merge_stderr else os.pipe()
     in_r, in_w = os.pipe() if with_stdin else (-1, -1)
     stdin_action = (
         (os.POSIX_SPAWN_DUP2, in_r, 0)
         if with_stdin
         else (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
     )
-    actions = [stdin_action, (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)]
+    stderr_target = out_w if merge_stderr else err_w
+    actions = [
+        stdin_action,
+        (os.POSIX_SPAWN_DUP2, out_w, 1),
+        (os.POSIX_SPAWN_DUP2, stderr_target, 2),
+    ]
     _prepare_child_watching()
     try:
         pid = os.posix_spawn(path, argv, env, file_actions=actions, setsid=True)
@@ -130,4 +147,5 @@ def start(argv: list[str], env: dict[str, str], cwd: str | None, with_stdin: boo
             if fd >= 0:
                 os.close(fd)
     stdin = _file(in_w, "wb") if with_stdin else None
-    return Child(pid, stdin, _file(out_r, "rb"), _file(err_r, "rb"), wait)
+    stderr = None if merge_stderr else _file(err_r, "rb")
+    return Child(pid, stdin, _file(out_r, "rb"), stderr, wait)

@@ -6,9 +6,12 @@ Protocol (docs/architecture.md, gevent rule 2; the seam is :mod:`app.store.base`
   ``BEGIN IMMEDIATE ... COMMIT``, serialised per process by a lock. A deferred
   ``BEGIN`` that reads then writes can fail with "database is locked" no matter
   the busy timeout, so writes always take the write lock up front.
-* Nothing may yield (network, sleep, subprocess) inside ``write()``: sqlite3
-  blocks the whole gevent worker while it waits, and holding the write lock
-  across I/O would stall every other greenlet.
+* Nothing may yield (network, sleep, subprocess) inside ``write()``: holding
+  the write lock across I/O would stall every other writer.
+* Waiting for the write lock held by another process never blocks the gevent
+  hub: ``BEGIN IMMEDIATE`` is tried with sqlite's busy wait off and retried
+  after cooperative sleeps, up to ``busy_timeout`` (then 503). Reads are not
+  held up by a writer in WAL mode.
 * Reads run in autocommit mode through :meth:`Database.read` (WAL lets them
   proceed while another process writes).
 * Each connection gets ``journal_mode=WAL``, ``synchronous`` (NORMAL or FULL),
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +48,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _POOL_MAX = 16
+_LOCK_RETRY_FIRST_SECONDS = 0.001
+_LOCK_RETRY_MAX_SECONDS = 0.05
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether ``exc`` means another connection holds the lock (SQLITE_BUSY/LOCKED)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 class SQLiteDatabase(Database):
@@ -109,9 +123,14 @@ class SQLiteDatabase(Database):
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """Run the block in one ``BEGIN IMMEDIATE`` transaction; commit or roll back."""
+        """Run the block in one ``BEGIN IMMEDIATE`` transaction; commit or roll back.
+
+        Waiting for another process's write lock is cooperative (see
+        :meth:`_begin_immediate`); after ``busy_timeout_ms`` the store counts as
+        unavailable (:class:`~app.errors.ServiceUnavailable`).
+        """
         with self._write_lock, self._borrow() as conn:
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin_immediate(conn)
             try:
                 yield conn
             except sqlite3.IntegrityError as exc:
@@ -141,6 +160,33 @@ class SQLiteDatabase(Database):
 
     def start_background(self) -> None:
         self.start_checkpointer()
+
+    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
+        """Take the database write lock without blocking other greenlets while it is held.
+
+        sqlite's own busy wait sleeps inside the C library, which under gevent
+        freezes every greenlet of the worker for as long as another process
+        holds the lock. So the attempt is made with the busy timeout off and,
+        while the lock is taken, retried after cooperative sleeps (1 ms growing
+        to 50 ms) until ``busy_timeout_ms`` has passed; then the last
+        "database is locked" error is raised. The connection's busy timeout is
+        restored for the statements of the transaction.
+        """
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        pause = _LOCK_RETRY_FIRST_SECONDS
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                        raise
+                time.sleep(pause)  # gevent's sleep under monkey patching: other greenlets run
+                pause = min(pause * 2, _LOCK_RETRY_MAX_SECONDS)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
     def start_checkpointer(self, interval_seconds: float = 1.0) -> None:
         """Checkpoint the WAL from a background OS thread (call before first use)."""
