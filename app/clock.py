@@ -30,3 +30,10 @@ def parse_iso(text: str) -> datetime:
     """
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def ms_between(start: str | None, end: str | None) -> float | None:
+    """Milliseconds from one ISO timestamp to another (None when either is missing)."""
+    if not start or not end:
+        return None
+    return round((parse_iso(end) - parse_iso(start)).total_seconds() * 1000, 3)

@@ -15,18 +15,16 @@
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sentry_sdk
 
 from app.clock import utc_now_iso
 from app.config import Settings
-from app.context import execution_id_var, request_id_var, trigger_var
+from app.context import execution_id_var, request_id_var, start_thread, trigger_var
 from app.errors import TriggerNotFound
 from app.execution import leases
 from app.execution.run import ExecutionRun
@@ -39,13 +37,6 @@ from app.triggers.registry import CompiledTrigger, TriggerRegistry
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
-
-
-def spawn(target: Callable[[], None]) -> threading.Thread:
-    """Start ``target`` in a daemon thread (a greenlet under gevent) with this context."""
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True)
-    thread.start()
-    return thread
 
 
 @dataclass
@@ -85,7 +76,7 @@ class Engine:
         leases.reap(self.db, self.registry, self.settings, self.notifier, self.owner)
         self.notifier.watch(WORK, self.wake)  # queued in another process or host
         self.notifier.watch(CANCEL, self.wake)  # the sweep applies cancel requests
-        self._loops = [spawn(self._dispatch_loop), spawn(self._heartbeat_loop)]
+        self._loops = [start_thread(self._dispatch_loop), start_thread(self._heartbeat_loop)]
 
     def wake(self) -> None:
         self._wake.set()
@@ -176,10 +167,8 @@ class Engine:
         )
         for claim in claims:
             holder = _Running(token=claim.token)
-            holder.thread = threading.Thread(
-                target=contextvars.copy_context().run,
-                args=(functools.partial(self._execute, claim, trigger, holder),),
-                daemon=True,
+            holder.thread = start_thread(
+                functools.partial(self._execute, claim, trigger, holder), start=False
             )
             with self._lock:  # registered and started together: shutdown sees a live thread
                 self._running[claim.execution_id] = holder

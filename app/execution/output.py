@@ -17,13 +17,13 @@ dropped.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 import time
 from collections.abc import Callable
 
 from app.clock import utc_now_iso
+from app.context import start_thread
 from app.live.notifier import Notifier
 from app.store import Database, execution_logs
 
@@ -82,10 +82,7 @@ class OutputBuffer:
         self._noted_truncation = False
         self._kick = threading.Event()  # lines are waiting for the flusher
         self._budget = _FlushBudget(FLUSHES_PER_SECOND, FLUSH_BURST)
-        self._flusher = threading.Thread(
-            target=contextvars.copy_context().run, args=(self._flush_periodically,), daemon=True
-        )
-        self._flusher.start()
+        self._flusher = start_thread(self._flush_periodically)
 
     def line(self, stream: str, text: str) -> None:
         self.lines(stream, [text])

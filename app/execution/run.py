@@ -17,13 +17,13 @@ from typing import Any
 
 import sentry_sdk
 
-from app.clock import parse_iso, utc_now_iso
+from app.clock import ms_between, parse_iso, utc_now_iso
 from app.config import Settings
 from app.errors import NotFound
 from app.execution.output import OutputBuffer
 from app.execution.retry import schedule_retry
+from app.execution.runners import runner_for
 from app.execution.runners.base import RunContext, RunResult
-from app.execution.runners.command import run_command
 from app.ingest.inbound import parse_body
 from app.live.notifier import ALL, Notifier
 from app.outbound.breakers import BreakerRegistry
@@ -97,11 +97,7 @@ class ExecutionRun:
 
     @staticmethod
     def _run_action(action: CommandAction | HttpAction, ctx: RunContext) -> RunResult:
-        if isinstance(action, CommandAction):
-            return run_command(action, ctx)
-        from app.execution.runners.http import run_http
-
-        return run_http(action, ctx)
+        return runner_for(action.type)(action, ctx)
 
     def _delivery(self, row: ExecutionRow) -> DeliveryRecord | None:
         """The stored delivery this execution runs (None for one that is gone)."""
@@ -164,8 +160,8 @@ class ExecutionRun:
             attempt=row.attempt,
             started_at=current.started_at,
             finished_at=finished_at,
-            queue_wait_ms=_ms_between(current.created_at, current.started_at),
-            duration_ms=_ms_between(current.started_at, finished_at),
+            queue_wait_ms=ms_between(current.created_at, current.started_at),
+            duration_ms=ms_between(current.started_at, finished_at),
             status=result.status,
             exit_code=result.exit_code,
             output_bytes=output.bytes,
@@ -251,12 +247,6 @@ def until_stored(write: Callable[[], None], give_up: Callable[[], bool], what: s
         if failures:
             log.info("stored %s after %d failed attempts", what, failures)
         return
-
-
-def _ms_between(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    return round((parse_iso(end) - parse_iso(start)).total_seconds() * 1000, 3)
 
 
 def _breadcrumb(stage: str, data: dict[str, Any], at: str | None = None) -> None:

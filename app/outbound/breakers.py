@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import threading
@@ -34,6 +33,7 @@ from urllib3.util import parse_url
 
 from app.clock import utc_now_iso
 from app.config import Settings
+from app.context import start_thread
 from app.outbound import client as outbound
 
 T = TypeVar("T")
@@ -205,7 +205,7 @@ class BreakerRegistry:
                 with self._threads_lock:
                     self._threads.discard(thread)
 
-        thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True)
+        thread = start_thread(run, start=False)
         with self._threads_lock:
             self._threads.add(thread)
         thread.start()

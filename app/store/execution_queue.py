@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from app.clock import parse_iso, utc_now_iso
+from app.clock import ms_between, utc_now_iso
 from app.errors import Conflict, NotFound
 from app.store.base import Connection, Database
 
@@ -249,7 +249,7 @@ def finish(
             exit_code,
             error,
             json.dumps(report),
-            _duration_ms(report.get("started_at"), now),
+            ms_between(report.get("started_at"), now),
             execution_id,
             token,
             token,
@@ -287,12 +287,6 @@ def latest_status_change(db: Database) -> tuple[str, str] | None:
             " ORDER BY status_changed_at DESC, id DESC LIMIT 1"
         ).fetchone()
     return None if row is None else (str(row[0]), str(row[1]))
-
-
-def _duration_ms(started_at: str | None, finished_at: str) -> float | None:
-    if not started_at:
-        return None
-    return round((parse_iso(finished_at) - parse_iso(started_at)).total_seconds() * 1000, 3)
 
 
 STATUS_FIELDS = (

@@ -25,16 +25,15 @@ Contract:
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
 import os
 import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from typing import IO
 
+from app.context import start_thread
 from app.execution.runners import guard, spawn
 from app.execution.runners import pipes as pipes_reader
 from app.execution.runners.base import RunContext, RunResult
@@ -51,12 +50,6 @@ log = logging.getLogger(__name__)
 KILL_GRACE_SECONDS = 5.0
 _DRAIN_SECONDS = 2.0  # how long to wait for pipes a lingering grandchild keeps open
 _POLL_SECONDS = 0.05
-
-
-def _spawn(target: Callable[[], None]) -> threading.Thread:
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True)
-    thread.start()
-    return thread
 
 
 def child_environment(
@@ -155,7 +148,7 @@ def _supervise(
         exit_codes.append(child.wait())
         exited.set()
 
-    _spawn(wait_for_exit)
+    start_thread(wait_for_exit)
     deadline = time.monotonic() + action.timeout_seconds
     while not exited.wait(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic()))):
         if ctx.cancelled.is_set():
@@ -240,10 +233,12 @@ def _follow(
     if child.stderr is not None:
         pipes["stderr"] = child.stderr
     output_full, stop_reading = threading.Event(), threading.Event()
-    reader = _spawn(lambda: pipes_reader.pump(pipes, ctx.output, stop_reading, output_full.set))
+    reader = start_thread(
+        lambda: pipes_reader.pump(pipes, ctx.output, stop_reading, output_full.set)
+    )
     stdin = child.stdin
     if stdin is not None:
-        _spawn(lambda: _feed(stdin, ctx.raw_body))
+        start_thread(lambda: _feed(stdin, ctx.raw_body))
     exit_codes: list[int] = []
     stopped = _supervise(child, action, ctx, exit_codes, output_full)
     reader.join(_DRAIN_SECONDS)

@@ -17,25 +17,18 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from app.context import start_thread
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "hookrunner"
 _MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes and more
-
-
-def _background(target: Callable[[], None], name: str) -> threading.Thread:
-    thread = threading.Thread(
-        target=contextvars.Context().run, args=(target,), name=name, daemon=True
-    )
-    thread.start()
-    return thread
 
 
 class PgNotifyBackend:
@@ -55,8 +48,8 @@ class PgNotifyBackend:
         """Deliver other processes' topics to ``deliver``; start publishing."""
         self.deliver = deliver
         self._threads = [
-            _background(self._listen_loop, "hookrunner-listen"),
-            _background(self._publish_loop, "hookrunner-publish"),
+            start_thread(self._listen_loop, fresh=True, name="hookrunner-listen"),
+            start_thread(self._publish_loop, fresh=True, name="hookrunner-publish"),
         ]
 
     def wait_listening(self, timeout: float) -> bool:

@@ -16,11 +16,11 @@ execute SQL on the connection they are given - no I/O, no logging, no waiting
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from app.context import start_thread
 from app.store.base import Connection
 from app.store.sqlite.database import SQLiteDatabase
 
@@ -53,10 +53,7 @@ class GroupCommitter:
             self._pending.append(job)  # type: ignore[arg-type]
             if not self._started:
                 self._started = True
-                thread = threading.Thread(
-                    target=contextvars.Context().run, args=(self._loop,), daemon=True
-                )
-                thread.start()
+                start_thread(self._loop, fresh=True, name="hookrunner-group-commit")
         self._wakeup.set()
         job.done.wait()
         if job.error is not None:
