@@ -105,3 +105,45 @@ def print_rounds(rounds: list[dict[str, dict[str, Any]]], baseline: str) -> None
                 f" {main['foreign_cpus']:>8.2f}"
             )
     harness.print_flags(rounds)
+
+
+def main_unpinned(
+    argv: list[str] | None,
+    description: str,
+    name: str,
+    variants: dict[str, dict[str, str]],
+    baseline: str,
+    report: Callable[[dict[str, Any]], None],
+) -> int:
+    """A whole unpinned variants benchmark: options, rounds, table, ``report``, results file.
+
+    ``report`` prints the script's own verdict lines from the summary (and may add
+    figures to it before it is written).
+    """
+    import machine
+
+    parser = argparse.ArgumentParser(description=description)
+    add_load_args(parser)
+    harness.add_common_args(parser)
+    args = parser.parse_args(argv)
+    common = harness.parse_common(parser, args, name)
+    base = params(args, common, pin=False)
+    with harness.workspace(common) as workdir:
+        described = machine.describe(workdir, common.root)
+        rounds = run(base, variants, workdir)
+    summary = summarise(rounds, baseline)
+    print_rounds(rounds, baseline)
+    report(summary)
+    harness.write_results(
+        common.name,
+        common.output,
+        {
+            "machine": described,
+            "params": harness.params(args, common.output),
+            "variants": variants,
+            "pinning": None,
+            "rounds": rounds,
+            "summary": summary,
+        },
+    )
+    return 0

@@ -14,12 +14,10 @@ Needs the local PostgreSQL server (``postgresql://postgres@127.0.0.1:5432``).
 
 from __future__ import annotations
 
-import argparse
 import sys
+from typing import Any
 
-import harness
 import ingest_variants
-import machine
 import store
 
 BASELINE = "sqlite-1"
@@ -32,18 +30,7 @@ VARIANTS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ingest_variants.add_load_args(parser)
-    harness.add_common_args(parser)
-    args = parser.parse_args(argv)
-    common = harness.parse_common(parser, args, "postgres")
-    base = ingest_variants.params(args, common, pin=False)
-    with harness.workspace(common) as workdir:
-        described = machine.describe(workdir, common.root)
-        rounds = ingest_variants.run(base, VARIANTS, workdir)
-    summary = ingest_variants.summarise(rounds, BASELINE)
-    ingest_variants.print_rounds(rounds, BASELINE)
+def report(summary: dict[str, Any]) -> None:
     ratios = {name: summary["variants"][name]["ratio"] for name in VARIANTS}
     scaling = ratios["pg-2"] / ratios["pg-1"]
     summary["pg_2_over_1"] = round(scaling, 4)
@@ -51,19 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nPostgreSQL 2 workers / 1 worker: {scaling:.2f}x (target >= 1.6x)")
     print(f"PostgreSQL 1 worker / SQLite 1 worker: {ratios['pg-1']:.2f}x (target >= 0.8x)")
     print(f"PostgreSQL 4 workers / SQLite 1 worker: {ratios['pg-4']:.2f}x")
-    harness.write_results(
-        common.name,
-        common.output,
-        {
-            "machine": described,
-            "params": harness.params(args, common.output),
-            "variants": VARIANTS,
-            "pinning": None,
-            "rounds": rounds,
-            "summary": summary,
-        },
-    )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    description = __doc__.split("\n\n")[0]
+    return ingest_variants.main_unpinned(argv, description, "postgres", VARIANTS, BASELINE, report)
 
 
 if __name__ == "__main__":

@@ -13,44 +13,23 @@ write to the same SQLite file. No target; the figure is the 2/1 ratio::
 
 from __future__ import annotations
 
-import argparse
 import sys
+from typing import Any
 
-import harness
 import ingest_variants
-import machine
 
 BASELINE = "1-worker"
 VARIANTS = {BASELINE: {"GUNICORN_WORKERS": "1"}, "2-workers": {"GUNICORN_WORKERS": "2"}}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ingest_variants.add_load_args(parser)
-    harness.add_common_args(parser)
-    args = parser.parse_args(argv)
-    common = harness.parse_common(parser, args, "scaling")
-    base = ingest_variants.params(args, common, pin=False)
-    with harness.workspace(common) as workdir:
-        described = machine.describe(workdir, common.root)
-        rounds = ingest_variants.run(base, VARIANTS, workdir)
-    summary = ingest_variants.summarise(rounds, BASELINE)
-    ingest_variants.print_rounds(rounds, BASELINE)
+def report(summary: dict[str, Any]) -> None:
     ratio = summary["variants"]["2-workers"]["ratio"]
     print(f"\n2 workers / 1 worker (median): {ratio:.2f}x (server, wrk and client share 2 CPUs)")
-    harness.write_results(
-        common.name,
-        common.output,
-        {
-            "machine": described,
-            "params": harness.params(args, common.output),
-            "variants": VARIANTS,
-            "pinning": None,
-            "rounds": rounds,
-            "summary": summary,
-        },
-    )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    description = __doc__.split("\n\n")[0]
+    return ingest_variants.main_unpinned(argv, description, "scaling", VARIANTS, BASELINE, report)
 
 
 if __name__ == "__main__":

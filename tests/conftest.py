@@ -186,6 +186,15 @@ def github_headers(body: bytes, delivery: str, secret: str = GITHUB_SECRET) -> d
     }
 
 
+PUSH = b'{"ref": "refs/heads/main", "after": "abc123"}'
+
+
+def send_push(client: FlaskClient, delivery: str) -> dict[str, Any]:
+    """POST a GitHub-signed push (:data:`PUSH`) to the ``deploy`` trigger; its JSON answer."""
+    response = client.post("/webhooks/deploy", data=PUSH, headers=github_headers(PUSH, delivery))
+    return response.get_json()  # type: ignore[no-any-return]
+
+
 def trigger_document(name: str = "deploy", **fields: Any) -> dict[str, Any]:
     """A valid GitHub-signed command trigger; ``fields`` replace top-level keys."""
     document: dict[str, Any] = {

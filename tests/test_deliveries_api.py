@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask.testing import FlaskClient
 
 from app.store import Database
-from tests.conftest import github_headers
-
-PUSH = json.dumps({"ref": "refs/heads/main", "after": "abc123"}).encode()
-
-
-def _send(client: FlaskClient, delivery: str) -> dict[str, Any]:
-    response = client.post("/webhooks/deploy", data=PUSH, headers=github_headers(PUSH, delivery))
-    return response.get_json()  # type: ignore[no-any-return]
+from tests.conftest import send_push
 
 
 def test_lists_have_no_bodies_and_filter_by_outcome(
     client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
 ) -> None:
     make_trigger()
-    _send(client, "a")
-    _send(client, "a")
+    send_push(client, "a")
+    send_push(client, "a")
     items = client.get("/admin/deliveries", headers=auth_headers).get_json()["items"]
     assert [item["outcome"] for item in items] == ["duplicate", "accepted"]
     assert all("body" not in item and "headers" not in item for item in items)
@@ -37,7 +29,7 @@ def test_time_range_and_cursor_pagination(
     client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
 ) -> None:
     make_trigger()
-    ids = [_send(client, f"p-{n}")["delivery_id"] for n in range(5)]
+    ids = [send_push(client, f"p-{n}")["delivery_id"] for n in range(5)]
     seen: list[str] = []
     url = "/admin/deliveries?limit=2"
     while url:
@@ -72,7 +64,7 @@ def test_replay_creates_a_new_execution_bypassing_dedup(
     client: FlaskClient, db: Database, auth_headers: dict[str, str], make_trigger: Any
 ) -> None:
     make_trigger()
-    original = _send(client, "replay-me")
+    original = send_push(client, "replay-me")
     response = client.post(
         f"/admin/deliveries/{original['delivery_id']}/replay", headers=auth_headers
     )
@@ -84,14 +76,14 @@ def test_replay_creates_a_new_execution_bypassing_dedup(
     stored = client.get(f"/admin/deliveries/{replay['delivery_id']}", headers=auth_headers)
     assert stored.get_json()["replay_of"] == original["delivery_id"]
     # A sender retry is still a duplicate of the original.
-    assert _send(client, "replay-me")["execution_id"] == original["execution_id"]
+    assert send_push(client, "replay-me")["execution_id"] == original["execution_id"]
 
 
 def test_replay_of_a_disabled_trigger_is_409(
     client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
 ) -> None:
     make_trigger()
-    original = _send(client, "x")
+    original = send_push(client, "x")
     client.patch("/admin/triggers/deploy", json={"enabled": False}, headers=auth_headers)
     response = client.post(
         f"/admin/deliveries/{original['delivery_id']}/replay", headers=auth_headers

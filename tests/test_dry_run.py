@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask.testing import FlaskClient
 
 from app.store import Database
-from tests.conftest import GITHUB_SECRET, github_headers
-
-PUSH = json.dumps({"ref": "refs/heads/main", "after": "abc123"}).encode()
-
-
-def _send(client: FlaskClient, delivery: str) -> dict[str, Any]:
-    response = client.post("/webhooks/deploy", data=PUSH, headers=github_headers(PUSH, delivery))
-    return response.get_json()  # type: ignore[no-any-return]
+from tests.conftest import GITHUB_SECRET, PUSH, github_headers, send_push
 
 
 def test_dry_run_reports_everything_and_writes_nothing(
@@ -65,7 +57,7 @@ def test_dry_run_sees_live_duplicates(
     client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
 ) -> None:
     make_trigger()
-    original = _send(client, "dup-1")
+    original = send_push(client, "dup-1")
     sample = {"headers": github_headers(PUSH, "dup-1"), "body": PUSH.decode()}
     report = client.post(
         "/admin/triggers/deploy/test", json=sample, headers=auth_headers

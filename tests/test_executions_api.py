@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask.testing import FlaskClient
 
 from app.store import Database
-from tests.conftest import github_headers
-
-PUSH = json.dumps({"ref": "refs/heads/main", "after": "abc123"}).encode()
-
-
-def _send(client: FlaskClient, delivery: str) -> dict[str, Any]:
-    response = client.post("/webhooks/deploy", data=PUSH, headers=github_headers(PUSH, delivery))
-    return response.get_json()  # type: ignore[no-any-return]
+from tests.conftest import PUSH, send_push
 
 
 def test_execution_detail_has_processing_report(
     client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
 ) -> None:
     make_trigger()
-    accepted = _send(client, "r-1")
+    accepted = send_push(client, "r-1")
     execution = client.get(
         f"/admin/executions/{accepted['execution_id']}", headers=auth_headers
     ).get_json()
@@ -42,7 +34,7 @@ def test_rerun_of_a_disabled_trigger_is_409_like_replay(
 ) -> None:
     """A disabled trigger starts no new work, whichever way an operator asks."""
     make_trigger()
-    original = _send(client, "x")
+    original = send_push(client, "x")
     client.patch("/admin/triggers/deploy", json={"enabled": False}, headers=auth_headers)
     response = client.post(
         f"/admin/executions/{original['execution_id']}/rerun", headers=auth_headers
