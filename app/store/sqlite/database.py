@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.errors import ServiceUnavailable
 from app.store.base import Connection, Database, IntegrityError
+from app.store.sqlite.doorbell import DoorbellBackend, doorbell_directory
 
 if TYPE_CHECKING:
     from app.store.sqlite.group_commit import GroupCommitter
@@ -76,6 +77,7 @@ class SQLiteDatabase(Database):
         self._pool_lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None
         self._committer: GroupCommitter | None = None
+        self._doorbell: DoorbellBackend | None = None
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
@@ -161,6 +163,14 @@ class SQLiteDatabase(Database):
     def start_background(self) -> None:
         self.start_checkpointer()
 
+    def notification_backend(self) -> DoorbellBackend | None:
+        """This process's doorbell to the other processes on this file (created on first use)."""
+        if self.path == ":memory:":
+            return None
+        if self._doorbell is None:
+            self._doorbell = DoorbellBackend(doorbell_directory(self.path))
+        return self._doorbell
+
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the database write lock without blocking other greenlets while it is held.
 
@@ -199,6 +209,9 @@ class SQLiteDatabase(Database):
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
+        if self._doorbell is not None:
+            self._doorbell.stop()
+            self._doorbell = None
         with self._pool_lock:
             pool, self._pool = self._pool, []
         for conn in pool:

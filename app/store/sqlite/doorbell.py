@@ -1,0 +1,170 @@
+"""Notifications between the processes of one host over Unix datagram sockets.
+
+:class:`DoorbellBackend` is the notifier backend of the SQLite store (see
+:mod:`app.live.notifier`); every process using one database file - web
+workers, engine processes, CLI commands - shares one *doorbell directory*:
+
+* Each process binds one datagram socket there, named after its pid and a
+  random suffix, and a listener thread (a greenlet under gevent) hands every
+  datagram it receives - one topic, UTF-8 - to the notifier.
+* :meth:`~DoorbellBackend.publish` sends the topic to every other socket in the
+  directory, without blocking: a full receive buffer or a peer that just went
+  away drops the hint (followers poll as well, so a lost hint only delays).
+  A socket nobody listens on any more (its process was killed) answers
+  ``ECONNREFUSED`` and is removed.
+* The directory listing is cached for :data:`PEERS_REFRESH_SECONDS`, so a
+  burst of output flushes costs one ``sendto`` per peer and no ``listdir``.
+
+The directory sits next to the database file (``<db>.doorbell/``) when that path
+is short enough for a socket address (108 bytes on Linux), otherwise in the
+temporary directory under a name derived from the database path. It is created
+``0700``: only the service's own user can ring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from app.context import start_thread
+
+log = logging.getLogger(__name__)
+
+PEERS_REFRESH_SECONDS = 1.0
+_SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes with the terminating NUL
+_NAME_ROOM = 40  # "<pid>-<suffix>.sock" with room to spare
+_MAX_DATAGRAM = 4096
+
+
+def doorbell_directory(database_path: str) -> Path:
+    """Where the processes using ``database_path`` ring each other (same for all of them)."""
+    resolved = Path(database_path).resolve()
+    beside = resolved.with_name(resolved.name + ".doorbell")
+    if len(os.fsencode(str(beside))) + _NAME_ROOM <= _SUN_PATH_MAX:
+        return beside
+    digest = hashlib.sha256(os.fsencode(str(resolved))).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"hookrunner-{os.getuid()}-{digest}.doorbell"
+
+
+class DoorbellBackend:
+    """Publish topics to the other processes of this host; deliver theirs to us."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.deliver: Callable[[str], None] = lambda _topic: None
+        self._path: Path | None = None
+        self._receiver: socket.socket | None = None
+        self._sender: socket.socket | None = None
+        self._peers: list[str] = []
+        self._peers_read_at = 0.0
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def start(self, deliver: Callable[[str], None]) -> None:
+        """Bind this process's socket and deliver other processes' topics to ``deliver``.
+
+        A directory that cannot be created or bound leaves the backend silent
+        (logged once): everything still works by polling.
+        """
+        self.deliver = deliver
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = self.directory / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
+            receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            receiver.bind(str(path))
+            receiver.settimeout(1.0)  # wakes to notice stop()
+            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sender.setblocking(False)
+        except OSError as exc:
+            log.warning("doorbell unavailable (%s); other processes are polled", exc)
+            return
+        self._path, self._receiver, self._sender = path, receiver, sender
+        self._thread = start_thread(self._listen_loop, fresh=True, name="hookrunner-doorbell")
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(3)
+        for sock in (self._receiver, self._sender):
+            if sock is not None:
+                sock.close()
+        if self._path is not None:
+            with contextlib.suppress(OSError):
+                self._path.unlink()
+        self._receiver = self._sender = None
+
+    # --- publishing -----------------------------------------------------------------
+
+    def publish(self, topic: str) -> None:
+        """Ring every other process once with ``topic``; never blocks, never raises."""
+        sender = self._sender
+        if sender is None:
+            return
+        data = topic.encode()[:_MAX_DATAGRAM]
+        for peer in self._current_peers():
+            try:
+                sender.sendto(data, peer)
+            except (BlockingIOError, InterruptedError):
+                pass  # that peer's buffer is full: it has plenty to read already
+            except OSError as exc:
+                if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                    self._forget(peer, remove=exc.errno == errno.ECONNREFUSED)
+
+    def _current_peers(self) -> list[str]:
+        now = time.monotonic()
+        if now - self._peers_read_at < PEERS_REFRESH_SECONDS:
+            return self._peers
+        own = str(self._path)
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            names = []
+        peers = [str(self.directory / name) for name in names if name.endswith(".sock")]
+        with self._lock:
+            self._peers = [peer for peer in peers if peer != own]
+            self._peers_read_at = now
+        return self._peers
+
+    def _forget(self, peer: str, *, remove: bool) -> None:
+        with self._lock:
+            self._peers = [known for known in self._peers if known != peer]
+        if remove:  # a socket file whose process died
+            with contextlib.suppress(OSError):
+                os.unlink(peer)
+
+    # --- listening --------------------------------------------------------------------
+
+    def _listen_loop(self) -> None:
+        receiver = self._receiver
+        assert receiver is not None
+        while not self._stopped.is_set():
+            try:
+                data = receiver.recv(_MAX_DATAGRAM)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopped.is_set():
+                    return
+                log.warning("doorbell receive failed", exc_info=True)
+                self._stopped.wait(0.5)
+                continue
+            topic = data.decode(errors="replace")
+            if not topic:
+                continue
+            try:
+                self.deliver(topic)
+            except Exception:
+                log.exception("notification handler failed")
