@@ -132,3 +132,25 @@ def serve_command(reload: bool) -> None:
     if reload:
         argv.append("--reload")
     os.execv(sys.executable, argv)  # noqa: S606 - fixed argv, no shell
+
+
+@main.command("engine")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Engine processes to run (default: ENGINE_PROCESSES, or one per CPU).",
+)
+def engine_command(processes: int | None) -> None:
+    """Run engine processes alone: claim and run executions, serve no HTTP.
+
+    For layouts where web servers and engines run on different hosts or units
+    (give those web servers ENGINE_ENABLED=0). SIGTERM drains running
+    executions within GUNICORN_GRACEFUL_TIMEOUT; SIGHUP restarts the engines.
+    """
+    settings = _settings()
+    click.echo(f"store: {settings.store_description}", err=True)
+    from app.execution.supervisor import main as supervise
+
+    argv = [] if processes is None else ["--processes", str(processes)]
+    raise SystemExit(supervise(argv))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -261,12 +261,28 @@ def load_settings(
     return settings
 
 
+def cpu_count() -> int:
+    """The CPUs this process may run on (the defaults for web workers and engines)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
-    """Gunicorn's settings from ``GUNICORN_*`` (read by :mod:`app.gunicorn_config`)."""
+    """How the server runs: Gunicorn's ``GUNICORN_*`` and the engine processes.
+
+    Read by :mod:`app.gunicorn_config` (and ``hookrunner engine``). ``workers``
+    web workers ingest and serve the API and live streams; ``engine_processes``
+    engine processes, started and supervised next to them, run the executions.
+    ``engine_processes = 0`` runs an engine inside each web worker instead (one
+    process for tiny installs).
+    """
 
     bind: str = "127.0.0.1:8000"
-    workers: int = 1
+    workers: int = field(default_factory=cpu_count)
+    engine_processes: int = field(default_factory=cpu_count)
     worker_connections: int = 2000
     timeout: int = 30
     graceful_timeout: int = 30
@@ -294,6 +310,9 @@ def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings
     return ServerSettings(
         bind=_env_bind(env, "GUNICORN_BIND", d.bind),
         workers=_env_int(env, "GUNICORN_WORKERS", d.workers, 1, unit="worker processes"),
+        engine_processes=_env_int(
+            env, "ENGINE_PROCESSES", d.engine_processes, 0, unit="engine processes"
+        ),
         worker_connections=_env_int(
             env, "GUNICORN_WORKER_CONNECTIONS", d.worker_connections, 1, unit="connections"
         ),

@@ -91,8 +91,40 @@ logger_class = JsonLogger
 
 
 def when_ready(server: Any) -> None:
-    """Say which store the workers use, next to the address Gunicorn listens at."""
+    """Say which store the workers use; start the engine processes (before any worker forks).
+
+    ``ENGINE_PROCESSES`` engine processes run the executions while the web workers
+    ingest (:mod:`app.execution.engine_host`). With ``ENGINE_PROCESSES=0``, with
+    ``ENGINE_ENABLED=0`` (a web-only host) or with ``--reload`` (development: code
+    changes must reach the engine too) no engine processes start and each web
+    worker's app runs its own engine as ENGINE_ENABLED says.
+    """
     server.log.info("store: %s", _settings.store_description)
+    if _server.engine_processes > 0 and _settings.engine_enabled and not server.cfg.reload:
+        from app.execution.engine_host import EngineHost
+
+        host = EngineHost(_server.engine_processes, float(_server.graceful_timeout))
+        host.start()
+        server._hookrunner_engines = host  # kept on the arbiter: SIGHUP re-reads this module
+
+
+def _engine_host(server: Any) -> Any:
+    return getattr(server, "_hookrunner_engines", None)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Web workers run no engine of their own while engine processes run."""
+    if _engine_host(server) is not None:
+        from app.execution.engine_host import web_worker_env
+
+        web_worker_env()
+
+
+def on_reload(server: Any) -> None:
+    """SIGHUP: new web workers (Gunicorn) and a rolling restart of the engines."""
+    host = _engine_host(server)
+    if host is not None:
+        host.reload()
 
 
 # --- per-server Prometheus counters ----------------------------------------------------
@@ -119,7 +151,12 @@ def on_starting(server: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
+    """The engines have drained (or are killed) before the master exits."""
     import shutil
+
+    host = _engine_host(server)
+    if host is not None:
+        host.wait_stopped()
 
     directory = getattr(server, "_hookrunner_metrics_dir", None)
     if directory:

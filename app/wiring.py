@@ -50,6 +50,17 @@ class Components:
 
 def init_app(app: Flask, store: Database, settings: Settings) -> Components:
     """Build every component, start the engine when enabled, and keep them on ``app``."""
+    built = build(store, settings)
+    app.extensions[_EXTENSION] = built
+    return built
+
+
+def build(store: Database, settings: Settings) -> Components:
+    """Every component of one process on ``store``; the engine runs when enabled.
+
+    Web workers reach the result through their app (:func:`init_app`); an
+    engine process (:mod:`app.execution.process`) uses it directly.
+    """
     backend = store.notification_backend()
     notifier = Notifier(backend)
     if backend is not None:
@@ -60,7 +71,7 @@ def init_app(app: Flask, store: Database, settings: Settings) -> Components:
     breakers.state_hooks.append(
         lambda destination, state: breaker_states.record(store, destination, state, owner)
     )
-    triggers = TriggerRegistry(store)
+    triggers = TriggerRegistry(store, notifier)
     engine = (
         Engine(store, settings, triggers, notifier, breakers) if settings.engine_enabled else None
     )
@@ -76,11 +87,10 @@ def init_app(app: Flask, store: Database, settings: Settings) -> Components:
         executions=executions,
         streams=LiveStreams(store, notifier),
         control=ExecutionControl(store, notifier, triggers, executions),
-        trigger_admin=TriggerAdmin(store),
+        trigger_admin=TriggerAdmin(store, notifier),
         history=IngestHistory(store),
         lifecycle=lifecycle,
     )
-    app.extensions[_EXTENSION] = built
     if engine is not None:
         lifecycle.register(engine)
         engine.start()

@@ -10,11 +10,13 @@ per second**, end to end, from the first send until the last execution ended:
   exited, with 200 on exit status 0 (500 otherwise; 403 when the signature rule
   fails). So every 200 is one completed execution, and the run ends with the
   last answer. Its concurrency is the client's: ``--concurrency`` commands at once.
-* ``hookrunner``: one gevent worker, engine on, ``EXECUTION_POOL_SIZE`` =
-  ``--concurrency``, trigger ``concurrency.max`` = ``--concurrency`` (queue up to
-  100,000), ``dedup: none``. Ingest answers 202 at once; the run ends at the
-  largest ``finished_at`` once the executions table shows all of them final
-  (polled read-only, so watching costs the worker nothing).
+* ``hookrunner``: engine on, ``EXECUTION_POOL_SIZE`` = ``--concurrency``, trigger
+  ``concurrency.max`` = ``--concurrency`` (queue up to 100,000), ``dedup: none``,
+  as ``--deployment default`` (one web worker and one engine process per CPU the
+  server may use; with pinning that is one CPU) or ``--deployment single`` (one
+  gevent worker running its own engine). Ingest answers 202 at once; the run
+  ends at the largest ``finished_at`` once the executions table shows all of
+  them final (polled read-only, so watching costs the server nothing).
 
 Then a light **probe**: ``--probe-count`` webhooks, one at a time at
 ``--probe-rate``/s, to a hook running ``/bin/date +%s.%N``, which prints the
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -108,6 +111,10 @@ class Target:
             hooks = [_webhook_hook(hook, argv[0], argv[1:]) for hook, argv in COMMANDS.items()]
             return servers.adnanh_webhook(workdir, name, hooks, cpu)
         env = {"EXECUTION_POOL_SIZE": str(self.args.concurrency)}
+        if self.args.deployment == "single":  # one web worker that runs its own engine
+            env["ENGINE_PROCESSES"] = "0"
+        else:  # web workers and engine processes, one each per CPU the server may use
+            env["GUNICORN_WORKERS"] = str(1 if cpu is not None else len(os.sched_getaffinity(0)))
         if self.args.store == "postgresql":
             env["DATABASE_URL"] = store.FRESH_POSTGRES
         return servers.gunicorn(workdir, name, None, cpu, self.common.root, True, env)
@@ -320,6 +327,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, harness.Comm
     parser.add_argument("--timeout", type=float, default=120, help="max seconds per phase")
     parser.add_argument(
         "--store", choices=("sqlite", "postgresql"), default="sqlite", help="Hookrunner's store"
+    )
+    parser.add_argument(
+        "--deployment",
+        choices=("default", "single"),
+        default="default",
+        help="default: web workers + engine processes per CPU; single: one worker runs both",
     )
     harness.add_common_args(parser)
     args = parser.parse_args(argv)

@@ -100,6 +100,16 @@ def watch(pgid: int) -> None:
     _GUARD.watch(pgid)
 
 
+def start() -> None:
+    """Start this process's guard now rather than with the first command.
+
+    Engine processes call it at start-up: a kill that lands while the first
+    command is being spawned then still finds a guard to close the pipe on.
+    """
+    with _GUARD._lock:
+        _GUARD._ensure_started()
+
+
 def release(pgid: int) -> None:
     """Stop guarding ``pgid`` (its command's run is over)."""
     _GUARD.release(pgid)
