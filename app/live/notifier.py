@@ -14,7 +14,8 @@ Without a backend (SQLite) streams of executions running in another worker poll.
 
 Topics: an execution id (its lines and status), :data:`ALL` (the feed of every
 status change), :data:`WORK` (work was queued: engines claim) and
-:data:`CANCEL` (a cancel was requested: the owning engine applies it).
+:data:`CANCEL` (a cancel was requested: the owning engine applies it) and
+:data:`TRIGGERS` (a trigger changed: cached compiled triggers are re-checked).
 Engines and other callbacks :meth:`~Notifier.watch` a topic.
 
 Protocol: a stream subscribes to a topic once, then repeats ``clear()`` (before
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 ALL = "*"  # topic of the feed of every execution's status changes
 WORK = "~work"  # executions were queued
 CANCEL = "~cancel"  # a running execution was asked to stop
+TRIGGERS = "~triggers"  # a trigger was created, changed or deleted
 
 
 class Backend(Protocol):

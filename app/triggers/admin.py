@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.errors import ValidationFailed
+from app.live.notifier import TRIGGERS, Notifier
 from app.store import Database
 from app.store import triggers as triggers_sql
 from app.triggers.schema import TriggerDocument, TriggerPatch, merge_patch, public_view
@@ -25,8 +26,16 @@ def view(row: triggers_sql.TriggerRow) -> dict[str, Any]:
 
 
 class TriggerAdmin:
-    def __init__(self, db: Database) -> None:
+    """``notifier``, when given, hears of every change (:data:`TRIGGERS`), so every
+    process's cached compiled triggers are re-checked at once."""
+
+    def __init__(self, db: Database, notifier: Notifier | None = None) -> None:
         self.db = db
+        self.notifier = notifier
+
+    def _changed(self) -> None:
+        if self.notifier is not None:
+            self.notifier.notify(TRIGGERS)
 
     def list(self) -> list[dict[str, Any]]:
         return [view(row) for row in triggers_sql.list_all(self.db)]
@@ -44,6 +53,7 @@ class TriggerAdmin:
             document.enabled,
             document.model_dump_json(),
         )
+        self._changed()
         return view(row)
 
     def patch(self, name: str, patch: TriggerPatch) -> dict[str, Any]:
@@ -63,8 +73,10 @@ class TriggerAdmin:
         row = triggers_sql.update(
             self.db, name, document.description, document.enabled, document.model_dump_json()
         )
+        self._changed()
         return view(row)
 
     def delete(self, name: str) -> None:
         """Delete the trigger and its dedup keys; raises TriggerNotFound."""
         triggers_sql.delete(self.db, name)
+        self._changed()

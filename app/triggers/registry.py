@@ -1,22 +1,34 @@
-"""Triggers as the ingest path uses them: parsed once, cached per process.
+"""Triggers as the ingest path uses them: parsed and compiled once, cached per process.
 
-Each lookup still reads the row (one indexed SELECT), so a change made by any
-worker is seen at once; only the pydantic validation and the compilation of
-JMESPath expressions are skipped while ``updated_at`` is unchanged.
+A lookup costs no SQL while its entry is fresh. Entries go stale two ways:
+
+* **at once** when any process changes a trigger: :class:`~app.triggers.admin.TriggerAdmin`
+  notifies :data:`~app.live.notifier.TRIGGERS`, which this process hears directly and
+  other processes and hosts through the store's notifier backend (doorbell or
+  ``LISTEN/NOTIFY``); every entry is then re-checked on its next lookup;
+* **after** :data:`REVALIDATE_SECONDS` in any case, so a lost notification or a change
+  written past Hookrunner is seen within a second.
+
+Re-checking reads the row (one indexed SELECT) and compiles again only when its
+``updated_at`` moved.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import jmespath
 from jmespath.parser import ParsedResult
 
 from app.ingest.signatures import AuthSpec, signature_header_names
+from app.live.notifier import TRIGGERS, Notifier
 from app.store import Database
 from app.store import triggers as triggers_sql
 from app.triggers.schema import TriggerDocument
+
+REVALIDATE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -60,23 +72,52 @@ def compile_trigger(document: TriggerDocument, updated_at: str) -> CompiledTrigg
     )
 
 
-class TriggerRegistry:
-    """Per-process cache of compiled triggers keyed by name and ``updated_at``."""
+@dataclass
+class _Entry:
+    compiled: CompiledTrigger
+    checked_at: float  # time.monotonic() of the last read of its row
+    generation: int  # the registry's generation when it was checked
 
-    def __init__(self, db: Database) -> None:
+
+class TriggerRegistry:
+    """Per-process cache of compiled triggers; see the module docstring for freshness."""
+
+    def __init__(self, db: Database, notifier: Notifier | None = None) -> None:
         self._db = db
-        self._cache: dict[str, CompiledTrigger] = {}
+        self._cache: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self._generation = 0
+        if notifier is not None:
+            notifier.watch(TRIGGERS, self.invalidate)
+
+    def invalidate(self) -> None:
+        """Some trigger changed somewhere: re-check every entry on its next lookup."""
+        with self._lock:
+            self._generation += 1
 
     def get(self, name: str) -> CompiledTrigger:
         """The current trigger; raises TriggerNotFound."""
-        row = triggers_sql.get(self._db, name)
-        cached = self._cache.get(name)
-        if cached is not None and cached.updated_at == row.updated_at:
-            return cached
-        compiled = compile_trigger(
-            TriggerDocument.model_validate_json(row.document), row.updated_at
-        )
+        entry = self._cache.get(name)
+        now = time.monotonic()
+        if (
+            entry is not None
+            and entry.generation == self._generation
+            and now - entry.checked_at < REVALIDATE_SECONDS
+        ):
+            return entry.compiled
+        generation = self._generation  # read before the row: a change after it is not lost
+        try:
+            row = triggers_sql.get(self._db, name)
+        except Exception:
+            with self._lock:
+                self._cache.pop(name, None)
+            raise
+        if entry is not None and entry.compiled.updated_at == row.updated_at:
+            compiled = entry.compiled
+        else:
+            compiled = compile_trigger(
+                TriggerDocument.model_validate_json(row.document), row.updated_at
+            )
         with self._lock:
-            self._cache[name] = compiled
+            self._cache[name] = _Entry(compiled, now, generation)
         return compiled
