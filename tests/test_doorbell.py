@@ -1,0 +1,98 @@
+"""The SQLite store's doorbell between processes, and what it wakes: triggers and engines."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.live.notifier import TRIGGERS
+from app.store.sqlite.doorbell import DoorbellBackend, doorbell_directory
+from app.wiring import components
+from tests.conftest import trigger_document, wait_for
+
+TOKEN = "doorbell-admin-token-0123456789abcdef"
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.topics: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, topic: str) -> None:
+        with self.lock:
+            self.topics.append(topic)
+
+
+def test_a_ring_reaches_every_other_process_but_not_the_sender(tmp_path: Path) -> None:
+    directory = tmp_path / "bell"
+    inboxes = [_Inbox() for _ in range(3)]
+    bells = [DoorbellBackend(directory) for _ in inboxes]
+    for bell, inbox in zip(bells, inboxes, strict=True):
+        bell.start(inbox)
+    try:
+        bells[0].publish("exec-1")
+        wait_for(lambda: inboxes[1].topics == ["exec-1"] and inboxes[2].topics == ["exec-1"])
+        assert inboxes[0].topics == []
+    finally:
+        for bell in bells:
+            bell.stop()
+    assert list(directory.iterdir()) == []  # each stopped process removed its socket
+
+
+def test_the_socket_of_a_dead_process_is_removed(tmp_path: Path) -> None:
+    directory = tmp_path / "bell"
+    directory.mkdir()
+    dead = directory / "999999-deadbeef.sock"
+    orphan = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    orphan.bind(str(dead))
+    orphan.close()  # the file stays, nobody listens: what a kill -9 leaves
+    bell = DoorbellBackend(directory)
+    bell.start(lambda _topic: None)
+    try:
+        bell.publish("anything")
+        assert not dead.exists()
+    finally:
+        bell.stop()
+
+
+def test_long_database_paths_ring_in_the_temporary_directory(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 90) / "hookrunner.db"
+    directory = doorbell_directory(str(deep))
+    assert directory != deep.with_name("hookrunner.db.doorbell")
+    assert len(str(directory / "1234567-abcdef12.sock")) < 108
+    assert doorbell_directory(str(deep)) == directory  # every process finds the same one
+    short = Path("/tmp/h.db")
+    assert doorbell_directory(str(short)) == short.with_name("h.db.doorbell")
+
+
+@pytest.fixture
+def two_workers(make_app: Any, store_kind: str) -> tuple[Any, Any]:
+    """Two apps on one store, as two web workers are."""
+    token = {"admin_token": TOKEN}
+    return make_app(**token), make_app(**token)
+
+
+def test_a_trigger_changed_in_one_worker_takes_effect_in_the_other(
+    two_workers: tuple[Any, Any],
+) -> None:
+    first, second = two_workers
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    created = first.test_client().post("/admin/triggers", json=trigger_document(), headers=headers)
+    assert created.status_code == 201
+    with second.app_context():
+        registry = components(second).triggers
+        assert registry.get("deploy").enabled  # cached in the second worker now
+    heard = threading.Event()
+    components(second).notifier.watch(TRIGGERS, heard.set)
+
+    changed = first.test_client().patch(
+        "/admin/triggers/deploy", json={"enabled": False}, headers=headers
+    )
+    assert changed.status_code == 200
+    assert heard.wait(10)  # by the doorbell (SQLite) or LISTEN/NOTIFY (PostgreSQL)
+    with second.app_context():
+        assert not registry.get("deploy").enabled
