@@ -18,12 +18,15 @@ stops its servers in ``finally``.
 
 ``--engine off`` (default) sets ENGINE_ENABLED=0 so the worker only ingests:
 the request path alone, as the target defines it. ``--engine on`` also
-runs the queued ``/bin/true`` executions in the same worker.
+runs the queued ``/bin/true`` executions: in engine processes next to the
+worker (the default deployment; ``ENGINE_PROCESSES`` defaults to the CPUs the
+server may use), or in the worker itself with ``--server-env ENGINE_PROCESSES=0``.
 
 Usage::
 
     python bench/ingest.py --snapshot HEAD [--duration 10] [--connections 50] [--rounds 1]
-                           [--engine off|on] [--output bench/out/ingest-<time>.json]
+                           [--engine off|on] [--server-env NAME=VALUE]
+                           [--output bench/out/ingest-<time>.json]
 
 The results JSON holds every number printed plus the machine, the code
 measured, server log summaries and a durability check (rows in the database
@@ -88,8 +91,17 @@ def parse_args(argv: list[str] | None = None) -> Params:
         help="ENGINE_ENABLED for Hookrunner: off measures the request path alone (the"
         " target); on also runs the queued /bin/true executions in the same worker",
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra server variable, e.g. ENGINE_PROCESSES=0 (repeatable)",
+    )
     harness.add_common_args(parser, retries=2)
     args = parser.parse_args(argv)
+    if any("=" not in item for item in args.server_env):
+        parser.error("--server-env takes NAME=VALUE")
     for name in ("duration", "warmup", "rate", "rate_duration"):
         if not 0 < getattr(args, name) <= 600:
             parser.error(f"--{name.replace('_', '-')} must be in (0, 600]")
@@ -108,6 +120,7 @@ def parse_args(argv: list[str] | None = None) -> Params:
         body_bytes=args.body_bytes,
         rounds=args.rounds,
         engine=args.engine == "on",
+        server_env=dict(item.split("=", 1) for item in args.server_env),
     )
 
 
