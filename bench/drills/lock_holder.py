@@ -25,8 +25,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import gunicorn_process
 import requests
+
+sys.path.append(str(Path(__file__).resolve().parents[2]))  # the server helper of tests/
+from tests import server as gunicorn_process
 
 TOKEN = "drill-admin-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -75,7 +77,7 @@ def run(hold_seconds: float, max_ms: float) -> dict[str, object]:
         port, db_path = free_port(), Path(folder) / "lock.db"
         base = f"http://127.0.0.1:{port}"
         env = {"GUNICORN_WORKERS": "1", "ADMIN_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"}
-        server = gunicorn_process.start(db_path, port, Path(folder) / "server.log", env)
+        server = gunicorn_process.start_gunicorn(db_path, port, Path(folder) / "server.log", env)
         try:
             trigger = {
                 "name": "locked",

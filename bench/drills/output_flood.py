@@ -23,8 +23,10 @@ import threading
 import time
 from pathlib import Path
 
-import gunicorn_process
 import requests
+
+sys.path.append(str(Path(__file__).resolve().parents[2]))  # the server helper of tests/
+from tests import server as gunicorn_process
 
 TOKEN = "drill-admin-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -51,7 +53,7 @@ def run(flood_bytes: int, max_ms: float, deadline_seconds: float) -> dict[str, o
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {"GUNICORN_WORKERS": "1", "ADMIN_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"}
-        server = gunicorn_process.start(
+        server = gunicorn_process.start_gunicorn(
             Path(folder) / "flood.db", port, Path(folder) / "server.log", env
         )
         try:
