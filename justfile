@@ -58,6 +58,7 @@ bench: bench-deps
 # write lock, duplicate storm and graceful restart, bad-input sweep, malformed HTTP.
 drills:
     python bench/drills/kill9_under_load.py --deliveries 2000 --kills 2
+    python bench/drills/kill9_under_load.py --deliveries 1000 --kills 2 --target engine --command-seconds 0.2
     python bench/drills/two_hosts.py --deliveries 2000 --kills 2
     python bench/drills/disk_full.py
     python bench/drills/output_flood.py

@@ -9,6 +9,12 @@ have exactly one execution, the queue must drain, and no execution may be left
 in count and time.
 
     python bench/drills/kill9_under_load.py [--deliveries 2000] [--kills 2] [--workers 1]
+                                            [--target server|engine] [--command-seconds S]
+
+``--target engine`` SIGKILLs one engine process at a time instead of the whole
+server (the supervisor starts a new one; the web workers keep answering), with
+each execution running ``sleep S`` so that the kills land on running work: its
+executions must end ``interrupted`` - never ``running``, never run twice.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import argparse
 import hashlib
 import hmac
 import json
+import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -57,6 +65,22 @@ def signed(delivery: str) -> tuple[bytes, dict[str, str]]:
     }
 
 
+def engine_pids(server: subprocess.Popen[bytes]) -> list[int]:
+    """The engine processes of ``server`` (members of its process group)."""
+    group = os.getpgid(server.pid)
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if b"app.execution.process" in cmdline and os.getpgid(int(entry.name)) == group:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
 class Sender:
     def __init__(self, base: str) -> None:
         self.base = base
@@ -91,6 +115,8 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--senders", type=int, default=16)
+    parser.add_argument("--target", choices=("server", "engine"), default="server")
+    parser.add_argument("--command-seconds", type=float, default=0.0)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="hookrunner-drill-"))
@@ -101,7 +127,12 @@ def main() -> int:
     document = {
         "name": "drill",
         "auth": {"scheme": "github", "secrets": [SECRET]},
-        "action": {"type": "command", "argv": ["/bin/true"]},
+        "action": {
+            "type": "command",
+            "argv": ["/bin/sleep", str(args.command_seconds)]
+            if args.command_seconds
+            else ["/bin/true"],
+        },
         "concurrency": {"max": 4, "on_busy": "queue", "queue_max": 100000},
     }
     created = requests.post(
@@ -122,11 +153,21 @@ def main() -> int:
             target = (k + 1) * args.deliveries // (args.kills + 1)
             while len(sender.acked) < target:
                 time.sleep(0.05)
-            stop(server, signal.SIGKILL)
+            if args.target == "engine":
+                victims = engine_pids(server)
+                if not victims:
+                    raise RuntimeError("no engine process to kill")
+                os.kill(random.choice(victims), signal.SIGKILL)
+            else:
+                stop(server, signal.SIGKILL)
             kills_done += 1
-            print(f"kill -9 #{kills_done} after {len(sender.acked)} acknowledged deliveries")
+            print(
+                f"kill -9 #{kills_done} of the {args.target}"
+                f" after {len(sender.acked)} acknowledged deliveries"
+            )
             time.sleep(0.5)
-            server = start_server(db_path, port, args.workers, log)
+            if args.target == "server":
+                server = start_server(db_path, port, args.workers, log)
 
     started = time.monotonic()
     chaos = threading.Thread(target=killer, daemon=True)
