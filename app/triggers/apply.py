@@ -146,9 +146,9 @@ def apply_at_startup(admin: TriggerAdmin, path: str) -> Plan:
         "applied TRIGGERS_FILE",
         extra={
             "triggers_file": path,
-            "created": len(applied.created),
-            "updated": len(applied.updated),
-            "unchanged": len(applied.unchanged),
+            "triggers_created": len(applied.created),
+            "triggers_updated": len(applied.updated),
+            "triggers_unchanged": len(applied.unchanged),
         },
     )
     return applied
