@@ -64,6 +64,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     database.start_background()
     migrate(database)
     store.init_app(app, database)
+    if settings.triggers_file:  # before the engine starts: it runs the applied triggers
+        from app.triggers.admin import TriggerAdmin
+        from app.triggers.apply import apply_at_startup
+
+        apply_at_startup(TriggerAdmin(database), settings.triggers_file)
     built = wiring.init_app(app, database, settings)
 
     middleware.init_app(app)

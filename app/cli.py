@@ -8,6 +8,12 @@ import sys
 import click
 
 from app import __version__, auth
+from app.commands.apply import apply_command, export_command
+from app.commands.dry_run import test_command
+from app.commands.executions import executions_group
+from app.commands.replay import replay_command
+from app.commands.tail import tail_command
+from app.commands.triggers import triggers_group
 from app.config import ConfigError, Settings, load_env_file, load_server_settings, load_settings
 from app.store import Database, open_store
 from app.store import admin_tokens as tokens_sql
@@ -154,3 +160,12 @@ def engine_command(processes: int | None) -> None:
 
     argv = [] if processes is None else ["--processes", str(processes)]
     raise SystemExit(supervise(argv))
+
+
+main.add_command(apply_command)
+main.add_command(export_command)
+main.add_command(triggers_group)
+main.add_command(executions_group)
+main.add_command(tail_command)
+main.add_command(replay_command)
+main.add_command(test_command)

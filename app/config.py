@@ -22,6 +22,7 @@ patches the workers.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,6 +110,9 @@ class Settings:
     dedup_payload_window_seconds: int = 10
     database_pool_size: int = 10  # PostgreSQL connections per process
     database_connect_timeout_seconds: int = 5
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For/Forwarded is believed
+    triggers_file: str | None = None  # a triggers-as-code file applied at start-up
+    alert_signing_secret: str | None = None  # signs failure notifications to ALERT_WEBHOOK_URL
 
     @property
     def database_dialect(self) -> str:
@@ -200,6 +204,23 @@ def _env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[
     return value
 
 
+def _env_cidrs(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of IPv4/IPv6 networks, normalised (``10.0.0.1`` is ``/32``)."""
+    raw = _env_str(env, name, None)
+    if raw is None:
+        return ()
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be a comma-separated list of IP networks"
+                f" (e.g. 10.0.0.0/8,::1/128), got {item!r}"
+            ) from None
+    return tuple(networks)
+
+
 def load_settings(
     env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
@@ -251,6 +272,9 @@ def load_settings(
         database_connect_timeout_seconds=_env_int(
             env, "DATABASE_CONNECT_TIMEOUT_SECONDS", d.database_connect_timeout_seconds, 1
         ),
+        trusted_proxies=_env_cidrs(env, "TRUSTED_PROXIES"),
+        triggers_file=_env_str(env, "TRIGGERS_FILE", None),
+        alert_signing_secret=_env_str(env, "ALERT_SIGNING_SECRET", None),
     )
     if overrides:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}

@@ -88,6 +88,12 @@ class TimestampOutOfTolerance(AppError):
     message = "The signed timestamp is outside the allowed tolerance."
 
 
+class IpNotAllowed(AppError):
+    status = 403
+    code = "ip_not_allowed"
+    message = "Requests from this address are not allowed for this trigger."
+
+
 class NotFound(AppError):
     status = 404
     code = "not_found"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ def test_long_database_paths_ring_in_the_temporary_directory(tmp_path: Path) -> 
     assert directory != deep.with_name("hookrunner.db.doorbell")
     assert len(str(directory / "1234567-abcdef12.sock")) < 108
     assert doorbell_directory(str(deep)) == directory  # every process finds the same one
-    short = Path("/tmp/h.db")
+    short = Path(tempfile.gettempdir()) / "h.db"
     assert doorbell_directory(str(short)) == short.with_name("h.db.doorbell")
 
 

@@ -103,6 +103,15 @@ def _calls(ids: dict[str, str]) -> dict[tuple[str, str], list[Call]]:
             lambda c: c.patch("/admin/triggers/nope", json={"description": "d"}, headers=a),
             lambda c: c.patch("/admin/triggers/deploy", json={"enabled": "maybe"}, headers=a),
         ],
+        ("put", "/admin/triggers/{name}"): [
+            lambda c: c.put("/admin/triggers/put1", json=trigger_document("put1"), headers=a),
+            lambda c: c.put("/admin/triggers/put1", json=trigger_document("put1"), headers=a),
+            lambda c: c.put("/admin/triggers/put1", json={"name": "other"}, headers=a),
+        ],
+        ("get", "/admin/triggers/{name}/recent-refusals"): [
+            lambda c: c.get("/admin/triggers/nope/recent-refusals", headers=a),
+            lambda c: c.get("/admin/triggers/nope/recent-refusals?limit=0", headers=a),
+        ],
         ("post", "/admin/triggers/{name}/test"): [
             lambda c: c.post("/admin/triggers/deploy/test", json={"body": {}}, headers=a),
             lambda c: c.post("/admin/triggers/nope/test", json={"body": {}}, headers=a),

@@ -3,8 +3,9 @@
 :class:`ExecutionRun` builds the runner's context from the stored delivery,
 runs the action with output persisted as it happens, and records the final
 status with its processing report in one transaction - together with the next
-attempt when the retry policy asks for one. The engine decides *when* to run;
-this module decides nothing about scheduling.
+attempt when the retry policy asks for one - and then hands the outcome to
+:mod:`app.execution.alerts` (failure notifications, never blocking). The
+engine decides *when* to run; this module decides nothing about scheduling.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sentry_sdk
 from app.clock import ms_between, parse_iso, utc_now_iso
 from app.config import Settings
 from app.errors import NotFound
+from app.execution.alerts import FailureAlerts
 from app.execution.output import OutputBuffer
 from app.execution.retry import schedule_retry
 from app.execution.runners import runner_for
@@ -58,6 +60,7 @@ class ExecutionRun:
         self.token = token  # the claim token: the final write is fenced by it
         self.notifier = notifier
         self.breakers = breakers
+        self.alerts = FailureAlerts(db, settings, breakers)
 
     def run(
         self,
@@ -188,6 +191,8 @@ class ExecutionRun:
         self.notifier.notify(row.id)
         self.notifier.notify(ALL)
         self._log_outcome(row.id, result, report, retry_id, finished, secrets)
+        if finished:
+            self.alerts.finished(row, trigger.document, result, report, secrets)
 
     def _log_outcome(
         self,

@@ -1,13 +1,14 @@
 """Webhook authentication failures: counted for ``/metrics`` and logged, bounded.
 
-A request that fails its signature check is answered 401 and not stored. This
-module makes such failures observable without letting a flood of them cost
-disk:
+A request that fails its signature check is answered 401 and not stored (one
+refused by ``auth.allow_ips`` is answered 403). This module makes such failures
+observable without letting a flood of them cost disk:
 
 * :data:`AUTH_FAILURES` counts them as ``hookrunner_auth_failures_total{trigger,
-  reason}`` (``reason`` is the 401's code: ``signature_missing``,
-  ``signature_invalid`` or ``timestamp_out_of_tolerance``; ``trigger`` is always
-  an existing trigger, unknown names are 404 before authentication). It is a
+  reason}`` (``reason`` is the answer's code: ``signature_missing``,
+  ``signature_invalid``, ``timestamp_out_of_tolerance`` or ``ip_not_allowed``;
+  ``trigger`` is always an existing trigger, unknown names are 404 before
+  authentication). It is a
   prometheus-client counter: under Gunicorn every worker writes it to its own
   file in ``PROMETHEUS_MULTIPROC_DIR`` (``gunicorn.conf.py`` creates and wipes
   that directory) and a scrape of any worker sums all of them, with no ``pid``
@@ -38,7 +39,7 @@ LOG_WINDOW_SECONDS = 60.0
 # Registered in no registry: app.routes.metrics exposes it (or every worker's copy).
 AUTH_FAILURES = Counter(
     "hookrunner_auth_failures",
-    "Webhook requests refused with 401 by the signature check (not stored).",
+    "Webhook requests refused by the signature check or the IP allowlist (not stored).",
     labelnames=("trigger", "reason"),
     registry=None,
 )

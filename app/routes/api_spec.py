@@ -60,6 +60,23 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "TriggerList": _object({"items": {"type": "array", "items": _ref("Trigger")}}),
+    "RefusalList": _object(
+        {
+            "trigger": _STRING,
+            "items": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "at": _STRING,
+                        "status": _INTEGER,
+                        "reason": _STRING,
+                        "source_address": _nullable("string"),
+                        "request_id": _nullable("string"),
+                    }
+                ),
+            },
+        }
+    ),
     "DryRunReport": _object(
         {
             "trigger": _STRING,
@@ -158,6 +175,13 @@ SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/admin/triggers"): {"201": _json("Created (Location names it)", "Trigger")},
     ("get", "/admin/triggers/{name}"): {"200": _json("The trigger, without secrets", "Trigger")},
     ("patch", "/admin/triggers/{name}"): {"200": _json("The changed trigger", "Trigger")},
+    ("put", "/admin/triggers/{name}"): {
+        "200": _json("Replaced (or unchanged)", "Trigger"),
+        "201": _json("Created (Location names it)", "Trigger"),
+    },
+    ("get", "/admin/triggers/{name}/recent-refusals"): {
+        "200": _json("The last refused requests to this name, newest first", "RefusalList")
+    },
     ("delete", "/admin/triggers/{name}"): {"204": _empty("Deleted with its dedup keys")},
     ("post", "/admin/triggers/{name}/test"): {"200": _json("What would happen", "DryRunReport")},
     ("get", "/admin/deliveries"): {"200": _json("Deliveries, newest first", "DeliveryPage")},

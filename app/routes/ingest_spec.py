@@ -67,6 +67,7 @@ WEBHOOK_PATH: dict[str, Any] = {
             "401": error_response(
                 "signature_missing | signature_invalid | timestamp_out_of_tolerance"
             ),
+            "403": error_response("ip_not_allowed (auth.allow_ips)"),
             "404": error_response("trigger_not_found"),
             "409": error_response("trigger_disabled"),
             "413": error_response("payload_too_large"),

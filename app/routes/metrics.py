@@ -1,10 +1,11 @@
 """``GET /metrics``: Prometheus text exposition (no token, like most exporters).
 
 Everything comes from the store (:class:`StoreCollector`) except the per-server
-counters of :mod:`app.ingest.auth_failures`: with ``PROMETHEUS_MULTIPROC_DIR``
-set (Gunicorn, see ``gunicorn.conf.py``) every worker's file in it is summed;
-otherwise this process's counter is served. Put the endpoint behind your
-network's access control if trigger names are sensitive.
+counters of :mod:`app.ingest.auth_failures`, :mod:`app.ingest.refusals` and
+:mod:`app.execution.alerts`: with ``PROMETHEUS_MULTIPROC_DIR`` set (Gunicorn,
+see ``gunicorn.conf.py``) every worker's file in it is summed; otherwise this
+process's counters are served. Put the endpoint behind your network's access
+control if trigger names are sensitive.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from app.execution.alerts import NOTIFICATIONS
 from app.ingest.auth_failures import AUTH_FAILURES
+from app.ingest.refusals import REFUSALS
 from app.jobs.metrics import StoreCollector
 from app.store import get_db
 
@@ -27,10 +30,10 @@ _EXTENSION = "hookrunner.metrics_registry"
 
 
 class _ProcessCounters(Collector):
-    """This process's auth failure counter (no multiprocess directory)."""
+    """This process's own counters (no multiprocess directory)."""
 
     def collect(self) -> Iterable[Metric]:
-        return AUTH_FAILURES.collect()
+        return [*AUTH_FAILURES.collect(), *REFUSALS.collect(), *NOTIFICATIONS.collect()]
 
 
 def _register_process_counters(registry: CollectorRegistry) -> None:

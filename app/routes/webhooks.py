@@ -3,8 +3,12 @@
 Order matters and is the contract: size limit, trigger lookup, authentication
 over the raw bytes, then :meth:`ExecutionService.dispatch_webhook_event`
 (parse, filter, dedup, record). A request that fails authentication is not
-stored, but counted and logged (:mod:`app.ingest.auth_failures`). This route
-is deliberately a plain Flask view (no model validation): it is the hot path.
+stored, but counted and logged (:mod:`app.ingest.auth_failures`). A trigger
+with ``auth.allow_ips`` refuses other source addresses (as decided by
+:mod:`app.ingest.client_address` with ``TRUSTED_PROXIES``) with 403
+``ip_not_allowed`` before authentication. Every 4xx answered is recorded by
+:mod:`app.ingest.refusals`. This route is deliberately a plain Flask view (no
+model validation): it is the hot path.
 """
 
 from __future__ import annotations
@@ -16,24 +20,73 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from app.clock import utc_now_iso
 from app.errors import (
+    AppError,
+    IpNotAllowed,
+    ServiceUnavailable,
     SignatureInvalid,
     SignatureMissing,
     TimestampOutOfTolerance,
     TriggerDisabled,
     TriggerNotFound,
 )
-from app.ingest import auth_failures, signatures
+from app.ingest import auth_failures, refusals, signatures
 from app.ingest.body import read_body
+from app.ingest.client_address import (
+    IPAddress,
+    client_address,
+    in_networks,
+    parse_networks,
+)
 from app.ingest.inbound import InboundRequest, query_dict
-from app.wiring import execution_service, trigger_registry
+from app.triggers.registry import CompiledTrigger
+from app.wiring import components, execution_service, trigger_registry
 
 bp = Blueprint("webhooks", __name__)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
+def _source() -> IPAddress | None:
+    """The client address, computed once per request (``TRUSTED_PROXIES`` decides)."""
+    if "client_address" not in g:
+        trusted = parse_networks(components().settings.trusted_proxies)
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        g.client_address = client_address(request.remote_addr, headers, trusted)
+    address: IPAddress | None = g.client_address
+    return address
+
+
+def _check_source(trigger: CompiledTrigger) -> None:
+    allowed = trigger.document.auth.allow_ips
+    if allowed is None:
+        return
+    address = _source()
+    if address is None or not in_networks(address, parse_networks(tuple(allowed))):
+        auth_failures.record(trigger.name, IpNotAllowed.code)
+        raise IpNotAllowed()
+
+
 @bp.post("/webhooks/<name>")
 def receive(name: str) -> tuple[Response, int]:
+    try:
+        return _receive(name)
+    except ServiceUnavailable:
+        raise
+    except AppError as refused:
+        if refused.status < 500 and _NAME.match(name):
+            address = _source()
+            refusals.record(
+                components().store,
+                trigger=name,
+                status=refused.status,
+                reason=refused.code,
+                source_address=None if address is None else str(address),
+                request_id=g.get("request_id"),
+            )
+        raise
+
+
+def _receive(name: str) -> tuple[Response, int]:
     started = g.get("request_started") or time.perf_counter()
     body = read_body(current_app.config["MAX_CONTENT_LENGTH"])
     if not _NAME.match(name):
@@ -41,6 +94,7 @@ def receive(name: str) -> tuple[Response, int]:
     trigger = trigger_registry().get(name)
     if not trigger.enabled:
         raise TriggerDisabled()
+    _check_source(trigger)
     try:
         verification = signatures.verify(trigger.auth, request.headers, body)
     except (SignatureMissing, SignatureInvalid, TimestampOutOfTolerance) as refused:

@@ -2,7 +2,8 @@
 
 :class:`TriggerDocument` is the stored and validated form (secrets included).
 Secrets are write-only: :func:`public_view` is the only shape the API returns.
-Besides ``auth.secrets`` and an HTTP action's ``signing_secret``, an HTTP action's
+Besides ``auth.secrets``, an HTTP action's ``signing_secret`` and
+``notify.signing_secret`` (shown as ``has_signing_secret``), an HTTP action's
 credentials are shown masked: the URL's user-info and credential query values
 (:func:`app.redaction.redact_url`) and the values of credential headers such as
 ``Authorization`` (:func:`app.redaction.is_sensitive_header`) read ``[redacted]``.
@@ -10,6 +11,7 @@ credentials are shown masked: the URL's user-info and credential query values
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -47,6 +49,13 @@ def _check_jmespath(expression: str) -> str:
     return expression
 
 
+def _check_network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"not an IP network (CIDR): {value[:64]!r}") from None
+
+
 class Auth(_Strict):
     """How requests prove they come from the sender."""
 
@@ -59,6 +68,14 @@ class Auth(_Strict):
     algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
     encoding: Literal["hex", "base64"] = "hex"
     prefix: str = Field("", max_length=64)
+    allow_ips: list[str] | None = Field(
+        None, max_length=256, description="IPv4/IPv6 CIDRs; other sources get 403"
+    )
+
+    @field_validator("allow_ips")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [_check_network(item) for item in value]
 
     @model_validator(mode="after")
     def _secrets_required(self) -> Auth:
@@ -164,6 +181,25 @@ class Retry(_Strict):
     max_backoff_seconds: float = Field(3600, ge=0, le=7 * 86400)
 
 
+NotifyStatus = Literal["failed", "timed_out", "interrupted", "cancelled", "succeeded"]
+_NOTIFY_DEFAULT: tuple[NotifyStatus, ...] = ("failed", "timed_out")
+
+
+class Notify(_Strict):
+    """Post a signed event when an execution ends in one of ``on`` (see app.execution.alerts)."""
+
+    on: list[NotifyStatus] = Field(default_factory=lambda: list(_NOTIFY_DEFAULT))
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        max_length=2048,
+        description="ALERT_WEBHOOK_URL if unset",
+    )
+    signing_secret: str | None = Field(
+        None, min_length=1, description="Write-only; Standard Webhooks signature of the event."
+    )
+
+
 class TriggerDocument(_Strict):
     """A trigger as created with POST /admin/triggers."""
 
@@ -178,6 +214,7 @@ class TriggerDocument(_Strict):
     concurrency: Concurrency = Field(default_factory=Concurrency)  # type: ignore[arg-type]
     retry: Retry = Field(default_factory=Retry)  # type: ignore[arg-type]
     retention_days: int = Field(30, ge=1, le=3650)
+    notify: Notify | None = Field(None, description="Failure notifications")
 
     @field_validator("filter")
     @classmethod
@@ -233,6 +270,13 @@ def merge_patch(current: TriggerDocument, patch: dict[str, Any]) -> dict[str, An
             and value.get("type", "http") == "http"
         ):
             value = _keep_http_credentials(current.action, value)
+        if (
+            field == "notify"
+            and isinstance(value, dict)
+            and current.notify is not None
+            and "signing_secret" not in value
+        ):
+            value = {**value, "signing_secret": current.notify.signing_secret}
         merged[field] = value
     return merged
 
@@ -241,6 +285,10 @@ def public_view(document: TriggerDocument) -> dict[str, Any]:
     """The document as the API shows it: secrets replaced by ``has_secret`` flags,
     an HTTP action's credentials masked."""
     view = document.model_dump()
+    if view["notify"] is not None:
+        view["notify"]["has_signing_secret"] = view["notify"].pop("signing_secret") is not None
+        if view["notify"]["url"]:
+            view["notify"]["url"] = redact_url(view["notify"]["url"])
     secrets = view["auth"].pop("secrets")
     view["auth"]["has_secret"] = bool(secrets)
     view["auth"]["secret_count"] = len(secrets)

@@ -159,6 +159,11 @@ def trigger_secrets(document: TriggerDocument) -> list[str]:
         secrets.extend(
             text for name, text in action.headers.items() if is_sensitive_header(name) and text
         )
+    if document.notify is not None:
+        if document.notify.signing_secret:
+            secrets.append(document.notify.signing_secret)
+        if document.notify.url:
+            secrets.extend(url_credentials(document.notify.url))
     # Longest first, so a secret containing another is masked whole.
     return sorted(secrets, key=len, reverse=True)
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from app.ingest.dry_run import DryRunRequest, dry_run
 from app.routes.admin import ADMIN_SECURITY
+from app.store import refusals as refusals_sql
 from app.triggers.schema import TriggerDocument, TriggerPatch
 from app.wiring import components, execution_service, trigger_registry
 
@@ -47,10 +48,38 @@ def patch_trigger(path: TriggerPath, body: TriggerPatch) -> dict[str, Any]:
     return components().trigger_admin.patch(path.name, body)
 
 
+@bp.put(
+    "/<name>",
+    summary="Create or replace a trigger; secrets left out are kept",
+    responses={201: None},
+)
+def put_trigger(
+    path: TriggerPath, body: TriggerPatch
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """A whole document: fields left out take their defaults (write-only secrets are kept)."""
+    view, created = components().trigger_admin.replace(path.name, body.model_dump())
+    headers = {"Location": f"/admin/triggers/{path.name}"} if created else {}
+    return view, 201 if created else 200, headers
+
+
 @bp.delete("/<name>", summary="Delete a trigger and its dedup keys", responses={204: None})
 def delete_trigger(path: TriggerPath) -> Response:
     components().trigger_admin.delete(path.name)
     return Response(status=204)
+
+
+class RefusalQuery(BaseModel):
+    limit: int = Field(50, ge=1, le=50)
+
+
+@bp.get(
+    "/<name>/recent-refusals",
+    summary="The last refused requests to this name (no bodies, no signatures)",
+)
+def recent_refusals(path: TriggerPath, query: RefusalQuery) -> dict[str, Any]:
+    """Answers for any valid name, even one no trigger has: a sender's typo shows up here."""
+    rows = refusals_sql.recent(components().store, path.name, query.limit)
+    return {"trigger": path.name, "items": [row.api_view() for row in rows]}
 
 
 @bp.post("/<name>/test", summary="Dry run: auth, filter, dedup key, rendered action")
