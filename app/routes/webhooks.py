@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from app.clock import utc_now_iso
 from app.errors import (
+    MethodNotAllowed,
     SignatureInvalid,
     SignatureMissing,
     TimestampOutOfTolerance,
@@ -24,6 +25,7 @@ from app.errors import (
 )
 from app.ingest import auth_failures, signatures
 from app.ingest.body import read_body
+from app.ingest.client import remote_address
 from app.ingest.inbound import InboundRequest, query_dict
 from app.wiring import execution_service, trigger_registry
 
@@ -32,7 +34,7 @@ bp = Blueprint("webhooks", __name__)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-@bp.post("/webhooks/<name>")
+@bp.route("/webhooks/<name>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def receive(name: str) -> tuple[Response, int]:
     started = g.get("request_started") or time.perf_counter()
     body = read_body(current_app.config["MAX_CONTENT_LENGTH"])
@@ -41,6 +43,9 @@ def receive(name: str) -> tuple[Response, int]:
     trigger = trigger_registry().get(name)
     if not trigger.enabled:
         raise TriggerDisabled()
+    if request.method not in trigger.document.methods:
+        allowed = ", ".join(trigger.document.methods)
+        raise MethodNotAllowed(f"This trigger accepts {allowed}.", headers={"Allow": allowed})
     try:
         verification = signatures.verify(trigger.auth, request.headers, body)
     except (SignatureMissing, SignatureInvalid, TimestampOutOfTolerance) as refused:
@@ -55,6 +60,7 @@ def receive(name: str) -> tuple[Response, int]:
         request_id=g.get("request_id"),
         received_at=utc_now_iso(),
         verification=verification,
+        remote_addr=remote_address(),
     )
     result = execution_service().dispatch_webhook_event(trigger, inbound, request_started=started)
     # 200 stops the sender's retries; a handshake's sender requires it.
