@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Any
 
@@ -159,3 +158,36 @@ def test_methods_other_than_post_where_the_trigger_allows_them(
     assert refused.status_code == 405
     assert refused.get_json()["error"]["code"] == "method_not_allowed"
     assert refused.headers["Allow"] == "POST"
+
+
+def test_static_response_answers_with_templated_text_after_recording(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    response = {
+        "status": 200,
+        "headers": {"X-Run": "{{ execution_id }}"},
+        "body": "Deploying {{ body | field('text') }}",
+        "mismatch": {"status": 200, "body": "Hook rules were not satisfied."},
+    }
+    rules = {"match": {"type": "value", "source": "payload:token", "value": "t0k"}}
+    _create(client, auth_headers, _trigger("slash", rules=rules, response=response))
+    answered = client.post("/webhooks/slash", data={"token": "t0k", "text": "api"})
+    assert answered.status_code == 200
+    assert answered.get_data(as_text=True) == "Deploying api"
+    assert answered.content_type == "text/plain; charset=utf-8"
+    runs = client.get("/admin/executions", headers=auth_headers).get_json()["items"]
+    assert answered.headers["X-Run"] == runs[0]["id"]
+    turned_away = client.post("/webhooks/slash", data={"token": "wrong", "text": "api"})
+    assert turned_away.status_code == 200
+    assert turned_away.get_data(as_text=True) == "Hook rules were not satisfied."
+
+
+def test_wait_mode_is_refused_until_it_exists(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    refused = client.post(
+        "/admin/triggers",
+        json=_trigger("waiting", response={"mode": "wait", "body": "output"}),
+        headers=auth_headers,
+    )
+    assert refused.status_code == 422

@@ -38,6 +38,9 @@ WEBHOOK_PATH: dict[str, Any] = {
     "post": {
         "tags": ["webhooks"],
         "summary": "Receive a webhook: verify, deduplicate, record, queue an execution",
+        "description": "GET, PUT, PATCH and DELETE are answered the same way when the"
+        " trigger lists them in `methods` (default POST only; others: 405"
+        " method_not_allowed with Allow).",
         "operationId": "receive_webhook",
         "parameters": [
             {
@@ -68,6 +71,7 @@ WEBHOOK_PATH: dict[str, Any] = {
                 "signature_missing | signature_invalid | timestamp_out_of_tolerance"
             ),
             "404": error_response("trigger_not_found"),
+            "405": error_response("method_not_allowed (with Allow): see the trigger's methods"),
             "409": error_response("trigger_disabled"),
             "413": error_response("payload_too_large"),
             "429": error_response("trigger_busy | queue_full (with Retry-After)"),

@@ -27,6 +27,8 @@ from app.ingest import auth_failures, signatures
 from app.ingest.body import read_body
 from app.ingest.client import remote_address
 from app.ingest.inbound import InboundRequest, query_dict
+from app.ingest.payloads import parse_for_trigger
+from app.ingest.replies import reply
 from app.wiring import execution_service, trigger_registry
 
 bp = Blueprint("webhooks", __name__)
@@ -63,6 +65,11 @@ def receive(name: str) -> tuple[Response, int]:
         remote_addr=remote_address(),
     )
     result = execution_service().dispatch_webhook_event(trigger, inbound, request_started=started)
+    if trigger.document.response is not None:
+        parsed = parse_for_trigger(body, inbound.content_type, trigger.document.payload)
+        own = reply(trigger, inbound, result, parsed.value)
+        if own is not None:
+            return own, own.status_code
     # 200 stops the sender's retries; a handshake's sender requires it.
     status = 200 if result.status in ("duplicate", "handshake") else 202
     return jsonify(result.payload(inbound.request_id)), status

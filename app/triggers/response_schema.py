@@ -99,6 +99,8 @@ class ResponseSpec(_Strict):
 
     @model_validator(mode="after")
     def _async_body(self) -> ResponseSpec:
+        if self.mode == "wait":
+            raise ValueError('mode "wait" is not available yet: use "async"')
         if self.mode == "async" and self.body == "output":
             raise ValueError('body "output" needs mode "wait"')
         return self
