@@ -191,3 +191,37 @@ def test_wait_mode_is_refused_until_it_exists(
         headers=auth_headers,
     )
     assert refused.status_code == 422
+
+
+def test_get_webhook_runs_the_command_with_query_method_and_address(
+    make_app: Any, tmp_path: Any
+) -> None:
+    from tests.conftest import create_token, wait_for
+
+    app = make_app(engine_enabled=True)
+    client = app.test_client()
+    with app.app_context():
+        from app.store import get_db
+
+        auth = {"Authorization": f"Bearer {create_token(get_db(), 'tests')}"}
+    out = tmp_path / "argv.txt"
+    script = 'printf "%s\\n" "$@" > "$0"'
+    argv = [
+        "/bin/sh",
+        "-c",
+        script,
+        str(out),
+        "{{ query | field('host') }}",
+        "{{ request.method }}",
+        "{{ request.remote_addr }}",
+        "{{ body | field('missing') }}",
+    ]
+    _create(
+        client,
+        auth,
+        _trigger("ping", methods=["GET"], action={"type": "command", "argv": argv}),
+    )
+    answered = client.get("/webhooks/ping?host=web-1", environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert answered.status_code == 202
+    wait_for(lambda: out.exists() and out.read_text().count("\n") == 4)
+    assert out.read_text().split("\n") == ["web-1", "GET", "10.1.2.3", "", ""]
