@@ -122,6 +122,8 @@ class CommandAction(_Strict):
     @field_validator("files")
     @classmethod
     def _file_names(cls, value: dict[str, FileSpec]) -> dict[str, FileSpec]:
+        if value:  # the runner does not create them yet: refuse rather than ignore
+            raise ValueError("files are not available yet")
         return check_file_names(value)
 
     @field_validator("argv")
