@@ -105,6 +105,12 @@ class TriggerNotFound(NotFound):
     message = "No trigger has that name."
 
 
+class MethodNotAllowed(AppError):
+    status = 405
+    code = "method_not_allowed"
+    message = "This trigger does not accept this HTTP method."
+
+
 class Conflict(AppError):
     status = 409
     code = "conflict"

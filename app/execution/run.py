@@ -26,7 +26,7 @@ from app.execution.output import OutputBuffer
 from app.execution.retry import schedule_retry
 from app.execution.runners import runner_for
 from app.execution.runners.base import RunContext, RunResult
-from app.ingest.inbound import parse_body
+from app.ingest.payloads import parse_for_trigger
 from app.live.notifier import ALL, Notifier
 from app.outbound.breakers import BreakerRegistry
 from app.store import Database, execution_logs, executions
@@ -120,11 +120,13 @@ class ExecutionRun:
         cancelled: threading.Event,
     ) -> RunContext:
         body, headers, query, content_type = b"", {}, {}, None
+        method, remote_addr = "POST", None
         if delivery is not None:
             body, headers, query = delivery.body, delivery.headers, delivery.query
-            content_type = delivery.content_type
+            content_type, method = delivery.content_type, delivery.method or "POST"
+            remote_addr = delivery.report.get("remote_addr")
         try:
-            parsed: Any = parse_body(body, content_type, require_json=False).value
+            parsed: Any = parse_for_trigger(body, content_type, trigger.document.payload).value
         except Exception:
             parsed = body.decode("utf-8", errors="replace")
         return RunContext(
@@ -140,6 +142,9 @@ class ExecutionRun:
                 query=query,
                 trigger=trigger.name,
                 delivery_id=row.delivery_id or "",
+                method=method,
+                remote_addr=remote_addr,
+                raw_body=body,
             ),
             secrets=trigger_secrets(trigger.document),
             output=output,

@@ -22,9 +22,10 @@ from jmespath.exceptions import JMESPathError
 
 from app.clock import utc_now_iso
 from app.config import Settings
-from app.errors import TriggerBusy
-from app.ingest import dedup, handshake
-from app.ingest.inbound import InboundRequest, ParsedBody, canonical_json, parse_body
+from app.errors import SignatureInvalid, TriggerBusy
+from app.ingest import auth_failures, dedup, handshake, rules
+from app.ingest.inbound import InboundRequest, ParsedBody, canonical_json
+from app.ingest.payloads import parse_for_trigger
 from app.live.notifier import ALL, CANCEL, WORK, Notifier
 from app.live.streams import stream_url
 from app.redaction import redact_headers, redact_query
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 _TRACE_LIMIT = 500  # characters of a filter result kept in the trace
 BUSY_RETRY_AFTER_SECONDS = 30
 _REASONS = {"ignored": "filter_mismatch", "handshake": "url_verification"}
+RULES_MISMATCH = "rules_mismatch"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Evaluation:
     matched: bool
     dedup: dedup.DedupDecision
     challenge: str | None = None  # a sender handshake to answer instead of dispatching
+    rules: rules.Outcome = "matched"
 
 
 @dataclass(frozen=True)
@@ -150,17 +153,33 @@ class ExecutionService:
 
     def evaluate(self, trigger: CompiledTrigger, request: InboundRequest) -> Evaluation:
         """Parse, filter and choose the dedup key; raises InvalidJson. Writes nothing."""
-        body = parse_body(
-            request.body, request.content_type, require_json=trigger.document.require_json
+        body = parse_for_trigger(
+            request.body,
+            request.content_type,
+            trigger.document.payload,
+            require_json=trigger.document.require_json,
         )
         context = {"body": body.value, "headers": request.headers, "query": request.query}
         challenge = handshake.slack_challenge(trigger.auth.scheme, body)
         if challenge is not None:
             no_dedup = dedup.DedupDecision(None, 0, "handshake")
             return Evaluation(body, context, None, False, no_dedup, challenge=challenge)
+        outcome = rules.evaluate(
+            trigger.document.rules,
+            rules.RuleInput(
+                method=request.method,
+                remote_addr=request.remote_addr,
+                headers=request.headers,
+                query=request.query,
+                body=body.value,
+                raw=request.body,
+            ),
+        )
         matched, trace = _filter(trigger, context)
         decision = dedup.decide(trigger, request, body, context, self.settings)
-        return Evaluation(body, context, trace, matched, decision)
+        return Evaluation(
+            body, context, trace, matched and outcome == "matched", decision, rules=outcome
+        )
 
     def dispatch_webhook_event(
         self,
@@ -179,10 +198,15 @@ class ExecutionService:
             answered = delivery("handshake", None, None, report)
             self.db.ingest(lambda conn: deliveries_sql.insert(conn, answered))
             return DispatchResult("handshake", delivery_id, None, challenge=evaluation.challenge)
+        if evaluation.rules == "signature_invalid":
+            auth_failures.record(trigger.name, SignatureInvalid.code)
+            raise SignatureInvalid("The request does not satisfy the trigger's signature rule.")
         if not evaluation.matched:
-            ignored = delivery("ignored", None, None, report)
+            reason = RULES_MISMATCH if evaluation.rules == "mismatch" else "filter_mismatch"
+            noted = report if reason == "filter_mismatch" else {**report, "rejected": reason}
+            ignored = delivery("ignored", None, None, noted)
             self.db.ingest(lambda conn: deliveries_sql.insert(conn, ignored))
-            return DispatchResult("ignored", delivery_id, None, reason="filter_mismatch")
+            return DispatchResult("ignored", delivery_id, None, reason=reason)
         execution_id = uuid.uuid4().hex
         key = None if bypass_dedup else evaluation.dedup.key
         now = utc_now_iso()
@@ -323,4 +347,6 @@ class ExecutionService:
                 "window_seconds": evaluation.dedup.window_seconds,
             },
             "replay_of": request.replay_of,
+            "rules": evaluation.rules,
+            "remote_addr": request.remote_addr,
         }

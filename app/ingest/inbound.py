@@ -11,7 +11,7 @@ from app import safe_json
 from app.errors import InvalidJson
 from app.ingest.signatures import Verification
 
-BodyKind = Literal["json", "form", "text"]
+BodyKind = Literal["json", "form", "text", "xml", "multipart"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class InboundRequest:
     received_at: str
     verification: Verification | None = None
     replay_of: str | None = None
+    remote_addr: str | None = None  # the client's address, as app.ingest.client finds it
 
 
 @dataclass(frozen=True)

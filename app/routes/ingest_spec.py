@@ -38,6 +38,9 @@ WEBHOOK_PATH: dict[str, Any] = {
     "post": {
         "tags": ["webhooks"],
         "summary": "Receive a webhook: verify, deduplicate, record, queue an execution",
+        "description": "GET, PUT, PATCH and DELETE are answered the same way when the"
+        " trigger lists them in `methods` (default POST only; others: 405"
+        " method_not_allowed with Allow).",
         "operationId": "receive_webhook",
         "parameters": [
             {
@@ -69,6 +72,7 @@ WEBHOOK_PATH: dict[str, Any] = {
             ),
             "403": error_response("ip_not_allowed (auth.allow_ips)"),
             "404": error_response("trigger_not_found"),
+            "405": error_response("method_not_allowed (with Allow): see the trigger's methods"),
             "409": error_response("trigger_disabled"),
             "413": error_response("payload_too_large"),
             "429": error_response("trigger_busy | queue_full (with Retry-After)"),

@@ -22,6 +22,7 @@ from app.clock import utc_now_iso
 from app.errors import (
     AppError,
     IpNotAllowed,
+    MethodNotAllowed,
     ServiceUnavailable,
     SignatureInvalid,
     SignatureMissing,
@@ -31,13 +32,11 @@ from app.errors import (
 )
 from app.ingest import auth_failures, refusals, signatures
 from app.ingest.body import read_body
-from app.ingest.client_address import (
-    IPAddress,
-    client_address,
-    in_networks,
-    parse_networks,
-)
+from app.ingest.client import client_source, remote_address
+from app.ingest.client_address import IPAddress, in_networks, parse_networks
 from app.ingest.inbound import InboundRequest, query_dict
+from app.ingest.payloads import parse_for_trigger
+from app.ingest.replies import reply
 from app.triggers.registry import CompiledTrigger
 from app.wiring import components, execution_service, trigger_registry
 
@@ -47,13 +46,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def _source() -> IPAddress | None:
-    """The client address, computed once per request (``TRUSTED_PROXIES`` decides)."""
-    if "client_address" not in g:
-        trusted = parse_networks(components().settings.trusted_proxies)
-        headers = {key.lower(): value for key, value in request.headers.items()}
-        g.client_address = client_address(request.remote_addr, headers, trusted)
-    address: IPAddress | None = g.client_address
-    return address
+    return client_source()
 
 
 def _check_source(trigger: CompiledTrigger) -> None:
@@ -66,7 +59,7 @@ def _check_source(trigger: CompiledTrigger) -> None:
         raise IpNotAllowed()
 
 
-@bp.post("/webhooks/<name>")
+@bp.route("/webhooks/<name>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def receive(name: str) -> tuple[Response, int]:
     try:
         return _receive(name)
@@ -94,6 +87,9 @@ def _receive(name: str) -> tuple[Response, int]:
     trigger = trigger_registry().get(name)
     if not trigger.enabled:
         raise TriggerDisabled()
+    if request.method not in trigger.document.methods:
+        allowed = ", ".join(trigger.document.methods)
+        raise MethodNotAllowed(f"This trigger accepts {allowed}.", headers={"Allow": allowed})
     _check_source(trigger)
     try:
         verification = signatures.verify(trigger.auth, request.headers, body)
@@ -109,8 +105,14 @@ def _receive(name: str) -> tuple[Response, int]:
         request_id=g.get("request_id"),
         received_at=utc_now_iso(),
         verification=verification,
+        remote_addr=remote_address(),
     )
     result = execution_service().dispatch_webhook_event(trigger, inbound, request_started=started)
+    if trigger.document.response is not None:
+        parsed = parse_for_trigger(body, inbound.content_type, trigger.document.payload)
+        own = reply(trigger, inbound, result, parsed.value)
+        if own is not None:
+            return own, own.status_code
     # 200 stops the sender's retries; a handshake's sender requires it.
     status = 200 if result.status in ("duplicate", "handshake") else 202
     return jsonify(result.payload(inbound.request_id)), status

@@ -20,6 +20,15 @@ from jmespath.exceptions import JMESPathError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.redaction import REDACTED, is_sensitive_header, redact_url
+from app.triggers.response_schema import (
+    METHODS,
+    FileSpec,
+    Method,
+    PayloadOptions,
+    ResponseSpec,
+    check_file_names,
+)
+from app.triggers.rules_schema import check_rules, mask_rule_secrets, restore_rule_secrets
 from app.triggers.templates import TemplateRenderError, compile_template
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -121,6 +130,18 @@ class CommandAction(_Strict):
     on_output_limit: Literal["drain", "stop"] = Field(
         "drain", description="past max_output_bytes: drain and drop the rest, or stop"
     )
+    files: dict[str, FileSpec] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Temporary files (removed afterwards), their paths in these variables.",
+    )
+
+    @field_validator("files")
+    @classmethod
+    def _file_names(cls, value: dict[str, FileSpec]) -> dict[str, FileSpec]:
+        if value:  # the runner does not create them yet: refuse rather than ignore
+            raise ValueError("files are not available yet")
+        return check_file_names(value)
 
     @field_validator("argv")
     @classmethod
@@ -215,6 +236,29 @@ class TriggerDocument(_Strict):
     retry: Retry = Field(default_factory=Retry)  # type: ignore[arg-type]
     retention_days: int = Field(30, ge=1, le=3650)
     notify: Notify | None = Field(None, description="Failure notifications")
+    methods: list[Method] = Field(
+        default_factory=lambda: ["POST"],  # type: ignore[arg-type]
+        min_length=1,
+        description="HTTP methods accepted.",
+    )
+    rules: dict[str, Any] | None = Field(
+        None, description="Request conditions checked at ingest (app.triggers.rules_schema)."
+    )
+    payload: PayloadOptions | None = None
+    response: ResponseSpec | None = None
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _upper_methods(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            value = [item.upper() if isinstance(item, str) else item for item in value]
+            return [method for method in METHODS if method in value] or value
+        return value
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_rules(value)
 
     @field_validator("filter")
     @classmethod
@@ -277,6 +321,8 @@ def merge_patch(current: TriggerDocument, patch: dict[str, Any]) -> dict[str, An
             and "signing_secret" not in value
         ):
             value = {**value, "signing_secret": current.notify.signing_secret}
+        if field == "rules" and value is not None:
+            value = restore_rule_secrets(value, current.rules)
         merged[field] = value
     return merged
 
@@ -292,6 +338,8 @@ def public_view(document: TriggerDocument) -> dict[str, Any]:
     secrets = view["auth"].pop("secrets")
     view["auth"]["has_secret"] = bool(secrets)
     view["auth"]["secret_count"] = len(secrets)
+    if view.get("rules") is not None:
+        view["rules"] = mask_rule_secrets(view["rules"])
     if view["action"]["type"] == "http":
         action = view["action"]
         action["has_signing_secret"] = action.pop("signing_secret") is not None

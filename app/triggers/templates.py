@@ -25,12 +25,16 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import StrictUndefined, Template, TemplateError
 
 from app.redaction import REDACTED, is_sensitive_header, url_credentials
+from app.triggers.fields import as_text, field_filter
+from app.triggers.rules_schema import rule_secrets
 from app.triggers.template_limits import BoundedEnvironment, TemplateLimitExceeded, render_bounded
 
 if TYPE_CHECKING:  # the schema validates templates with this module
     from app.triggers.schema import CommandAction, HttpAction, TriggerDocument
 
 _ENV = BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+# ``{{ body | field("a.b.0") }}`` and ``{{ headers | text }}``: see app.triggers.fields.
+_ENV.filters.update(field=field_filter, text=as_text)
 
 
 class TemplateRenderError(ValueError):
@@ -86,14 +90,27 @@ def render(source: str, context: Mapping[str, Any]) -> str:
 
 
 def template_context(
-    *, body: Any, headers: dict[str, str], query: dict[str, Any], trigger: str, delivery_id: str
+    *,
+    body: Any,
+    headers: dict[str, str],
+    query: dict[str, Any],
+    trigger: str,
+    delivery_id: str,
+    method: str = "POST",
+    remote_addr: str | None = None,
+    raw_body: bytes = b"",
 ) -> dict[str, Any]:
+    """What templates see: the parsed ``body``, ``headers`` (lower-case names),
+    ``query``, ``trigger``, ``delivery_id``, ``request`` (``method``,
+    ``remote_addr``) and ``raw_body`` (the body as UTF-8 text)."""
     return {
         "body": body,
         "headers": headers,
         "query": query,
         "trigger": trigger,
         "delivery_id": delivery_id,
+        "request": {"method": method, "remote_addr": remote_addr or ""},
+        "raw_body": raw_body.decode("utf-8", errors="replace"),
     }
 
 
@@ -164,6 +181,8 @@ def trigger_secrets(document: TriggerDocument) -> list[str]:
             secrets.append(document.notify.signing_secret)
         if document.notify.url:
             secrets.extend(url_credentials(document.notify.url))
+    if document.rules is not None:
+        secrets.extend(rule_secrets(document.rules))
     # Longest first, so a secret containing another is masked whole.
     return sorted(secrets, key=len, reverse=True)
 

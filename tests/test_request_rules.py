@@ -1,0 +1,227 @@
+"""Request rules, methods and body options at ingest, over real HTTP (both stores)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from app.ingest.payloads import parse_multipart, parse_xml
+from app.ingest.rules import RuleInput, evaluate
+from app.triggers.fields import as_text, lookup
+
+SECRET = "mysecret"
+
+
+def _signed(body: bytes, algorithm: str = "sha1") -> str:
+    return f"{algorithm}=" + hmac.new(SECRET.encode(), body, algorithm).hexdigest()
+
+
+def _request(**fields: Any) -> RuleInput:
+    values: dict[str, Any] = {
+        "method": "POST",
+        "remote_addr": "10.0.0.5",
+        "headers": {},
+        "query": {},
+        "body": {},
+        "raw": b"",
+    }
+    values.update(fields)
+    return RuleInput(**values)
+
+
+def test_lookup_reads_paths_like_the_peer() -> None:
+    body = {"a.b": 1, "commits": [{"id": "x"}], "o": {"k": True}}
+    assert lookup(body, "a.b") == 1
+    assert lookup(body, "commits.0.id") == "x"
+    assert as_text(lookup(body, "commits.1.id")) == ""
+    assert as_text(lookup(body, "o")) == '{"k":true}'
+
+
+def test_hmac_rule_accepts_prefixed_and_listed_signatures_and_refuses_wrong_ones() -> None:
+    rules = {"match": {"type": "hmac-sha1", "source": "header:X-Hub-Signature", "secret": SECRET}}
+    raw = b'{"a": 1}'
+    good = _request(headers={"x-hub-signature": _signed(raw)}, raw=raw)
+    listed = _request(headers={"x-hub-signature": f"sha1=00, {_signed(raw)}"}, raw=raw)
+    bad = _request(headers={"x-hub-signature": "sha1=00"}, raw=raw)
+    assert evaluate(rules, good) == "matched"
+    assert evaluate(rules, listed) == "matched"
+    assert evaluate(rules, bad) == "signature_invalid"
+    assert evaluate(rules, _request(raw=raw)) == "mismatch"  # no header: not satisfied
+
+
+def test_soft_signature_failures_only_fail_their_branch() -> None:
+    signature = {"match": {"type": "hmac-sha256", "source": "header:x-sig", "secret": SECRET}}
+    ip = {"match": {"type": "ip", "cidrs": ["10.0.0.0/24"]}}
+    request = _request(headers={"x-sig": "nope"})
+    assert evaluate({"or": [signature, ip]}, request) == "signature_invalid"
+    assert evaluate({"or": [signature, ip], "soft_signature_failures": True}, request) == "matched"
+
+
+def test_value_regex_not_and_ip_rules() -> None:
+    rules = {
+        "and": [
+            {"match": {"type": "value", "source": "payload:ref", "value": "refs/heads/main"}},
+            {"match": {"type": "regex", "source": "query:env", "regex": "^prod"}},
+            {"not": {"match": {"type": "ip", "cidrs": ["192.168.0.0/16"]}}},
+        ]
+    }
+    ok = _request(body={"ref": "refs/heads/main"}, query={"env": "production"})
+    assert evaluate(rules, ok) == "matched"
+    assert evaluate(rules, _request(body={"ref": "x"}, query={"env": "production"})) == "mismatch"
+
+
+def test_xml_and_multipart_bodies_become_objects() -> None:
+    xml = b'<app><users><user id="1" name="Jeff"/><user id="2" name="Sally"/></users></app>'
+    assert lookup(parse_xml(xml), "app.users.user.0.-name") == "Jeff"
+    assert parse_xml(b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>') is None
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="a"\r\n\r\nhello\r\n'
+        b'--B\r\nContent-Disposition: form-data; name="p"; filename="p.json"\r\n'
+        b'Content-Type: application/json\r\n\r\n{"x": 1}\r\n--B--\r\n'
+    )
+    assert parse_multipart(body, "multipart/form-data; boundary=B", []) == {
+        "a": "hello",
+        "p": {"x": 1},
+    }
+
+
+def _trigger(name: str, **fields: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "name": name,
+        "auth": {"scheme": "none"},
+        "dedup": {"key": "none"},
+        "action": {"type": "command", "argv": ["/bin/true"]},
+    }
+    document.update(fields)
+    return document
+
+
+def _create(client: FlaskClient, auth: dict[str, str], document: dict[str, Any]) -> Any:
+    response = client.post("/admin/triggers", json=document, headers=auth)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_rules_mismatch_is_recorded_as_ignored_and_signature_failure_is_401(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    rules = {
+        "and": [
+            {"match": {"type": "hmac-sha1", "source": "header:X-Hub-Signature", "secret": SECRET}},
+            {"match": {"type": "value", "source": "payload:ref", "value": "refs/heads/main"}},
+        ]
+    }
+    view = _create(client, auth_headers, _trigger("ruled", rules=rules))
+    assert view["rules"]["and"][0]["match"]["secret"] == "[redacted]"
+    body = b'{"ref": "refs/heads/dev"}'
+    headers = {"Content-Type": "application/json", "X-Hub-Signature": _signed(body)}
+    ignored = client.post("/webhooks/ruled", data=body, headers=headers)
+    assert ignored.status_code == 202
+    assert ignored.get_json()["reason"] == "rules_mismatch"
+    wrong = client.post(
+        "/webhooks/ruled", data=body, headers={**headers, "X-Hub-Signature": "sha1=00"}
+    )
+    assert wrong.status_code == 401
+    assert wrong.get_json()["error"]["code"] == "signature_invalid"
+    good = b'{"ref": "refs/heads/main"}'
+    accepted = client.post(
+        "/webhooks/ruled",
+        data=good,
+        headers={"Content-Type": "application/json", "X-Hub-Signature": _signed(good)},
+    )
+    assert accepted.status_code == 202
+    assert accepted.get_json()["status"] == "accepted"
+    deliveries = client.get("/admin/deliveries", headers=auth_headers).get_json()["items"]
+    assert sorted(d["outcome"] for d in deliveries) == ["accepted", "ignored"]
+    # A patch that sends the masked rules back keeps the stored secret.
+    patched = client.patch(
+        "/admin/triggers/ruled", json={"rules": view["rules"]}, headers=auth_headers
+    )
+    assert patched.status_code == 200
+    again = client.post(
+        "/webhooks/ruled",
+        data=good,
+        headers={"Content-Type": "application/json", "X-Hub-Signature": _signed(good)},
+    )
+    assert again.get_json()["status"] == "accepted"
+
+
+def test_methods_other_than_post_where_the_trigger_allows_them(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    _create(client, auth_headers, _trigger("pinged", methods=["get", "POST"]))
+    _create(client, auth_headers, _trigger("postonly"))
+    assert client.get("/webhooks/pinged?host=a").status_code == 202
+    refused = client.get("/webhooks/postonly?host=a")
+    assert refused.status_code == 405
+    assert refused.get_json()["error"]["code"] == "method_not_allowed"
+    assert refused.headers["Allow"] == "POST"
+
+
+def test_static_response_answers_with_templated_text_after_recording(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    response = {
+        "status": 200,
+        "headers": {"X-Run": "{{ execution_id }}"},
+        "body": "Deploying {{ body | field('text') }}",
+        "mismatch": {"status": 200, "body": "Hook rules were not satisfied."},
+    }
+    rules = {"match": {"type": "value", "source": "payload:token", "value": "t0k"}}
+    _create(client, auth_headers, _trigger("slash", rules=rules, response=response))
+    answered = client.post("/webhooks/slash", data={"token": "t0k", "text": "api"})
+    assert answered.status_code == 200
+    assert answered.get_data(as_text=True) == "Deploying api"
+    assert answered.content_type == "text/plain; charset=utf-8"
+    runs = client.get("/admin/executions", headers=auth_headers).get_json()["items"]
+    assert answered.headers["X-Run"] == runs[0]["id"]
+    turned_away = client.post("/webhooks/slash", data={"token": "wrong", "text": "api"})
+    assert turned_away.status_code == 200
+    assert turned_away.get_data(as_text=True) == "Hook rules were not satisfied."
+
+
+def test_wait_mode_is_refused_until_it_exists(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    refused = client.post(
+        "/admin/triggers",
+        json=_trigger("waiting", response={"mode": "wait", "body": "output"}),
+        headers=auth_headers,
+    )
+    assert refused.status_code == 422
+
+
+def test_get_webhook_runs_the_command_with_query_method_and_address(
+    make_app: Any, tmp_path: Any
+) -> None:
+    from tests.conftest import create_token, wait_for
+
+    app = make_app(engine_enabled=True)
+    client = app.test_client()
+    with app.app_context():
+        from app.store import get_db
+
+        auth = {"Authorization": f"Bearer {create_token(get_db(), 'tests')}"}
+    out = tmp_path / "argv.txt"
+    script = 'printf "%s\\n" "$@" > "$0"'
+    argv = [
+        "/bin/sh",
+        "-c",
+        script,
+        str(out),
+        "{{ query | field('host') }}",
+        "{{ request.method }}",
+        "{{ request.remote_addr }}",
+        "{{ body | field('missing') }}",
+    ]
+    _create(
+        client,
+        auth,
+        _trigger("ping", methods=["GET"], action={"type": "command", "argv": argv}),
+    )
+    answered = client.get("/webhooks/ping?host=web-1", environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert answered.status_code == 202
+    wait_for(lambda: out.exists() and out.read_text().count("\n") == 4)
+    assert out.read_text().split("\n") == ["web-1", "GET", "10.1.2.3", "", ""]
