@@ -2,9 +2,15 @@
 
 Tokens are random (32 bytes, URL-safe), shown once by ``hookrunner
 create-token`` and stored only as SHA-256. ``ADMIN_TOKEN`` from the environment
-is accepted too. The guard is an app-wide ``before_request`` keyed on the path,
-so no admin route - present or future, existing or not - answers without a
-valid token: unknown admin paths are 401 as well, not 404.
+is accepted too (with the ``admin`` role). The guard is an app-wide
+``before_request`` keyed on the path, so no admin route - present or future,
+existing or not - answers without a valid token: unknown admin paths are 401 as
+well, not 404.
+
+Roles are enforced in the same place, keyed on the HTTP method: a ``viewer``
+token may only read (``GET``, ``HEAD``, ``OPTIONS``); anything else is 403
+``forbidden`` before the route runs, so a new write route is covered without
+doing anything. The caller's role is on ``g.token_role``.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ import hashlib
 import hmac
 import secrets
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 
-from app.errors import Unauthorized
+from app.errors import Forbidden, Unauthorized
 from app.store import Database, admin_tokens, get_db
+from app.store.admin_tokens import Role
 
 ADMIN_PREFIX = "/admin"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def new_token() -> str:
@@ -29,18 +37,24 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(db: Database, name: str) -> str:
+def create_token(db: Database, name: str, role: Role = "admin") -> str:
     """Store a new token's digest and return the token itself (shown once)."""
     token = new_token()
-    admin_tokens.insert(db, name, digest(token))
+    admin_tokens.insert(db, name, digest(token), role)
     return token
 
 
-def is_valid_token(token: str) -> bool:
+def token_role(token: str) -> Role | None:
+    """The role of a valid token (``ADMIN_TOKEN`` is admin), None for an invalid one."""
     env_token: str | None = current_app.config["SETTINGS"].admin_token
     if env_token and hmac.compare_digest(token.encode(), env_token.encode()):
-        return True
-    return admin_tokens.find_active(get_db(), digest(token)) is not None
+        return "admin"
+    found = admin_tokens.find_active_token(get_db(), digest(token))
+    return found.role if found else None
+
+
+def is_valid_token(token: str) -> bool:
+    return token_role(token) is not None
 
 
 def _bearer_token() -> str | None:
@@ -56,8 +70,12 @@ def _require_admin_token() -> None:
     if not (path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")):
         return
     token = _bearer_token()
-    if token is None or not is_valid_token(token):
+    role = token_role(token) if token is not None else None
+    if role is None:
         raise Unauthorized(headers={"WWW-Authenticate": 'Bearer realm="hookrunner"'})
+    g.token_role = role
+    if role == "viewer" and request.method not in READ_METHODS:
+        raise Forbidden("A viewer token may only read.")
 
 
 def init_app(app: Flask) -> None:

@@ -62,11 +62,18 @@ def migrate_command() -> None:
 
 @main.command("create-token")
 @click.option("--name", default="admin", show_default=True, help="A label for the token.")
-def create_token_command(name: str) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(tokens_sql.ROLES),
+    default="admin",
+    show_default=True,
+    help="admin: everything; viewer: read-only.",
+)
+def create_token_command(name: str, role: tokens_sql.Role) -> None:
     """Create an admin API token; it is printed once and stored only as SHA-256."""
     db = _database()
     migrate(db)
-    click.echo(auth.create_token(db, name))
+    click.echo(auth.create_token(db, name, role))
 
 
 @main.command("list-tokens")
@@ -76,7 +83,9 @@ def list_tokens_command() -> None:
     migrate(db)
     for row in tokens_sql.list_all(db):
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        click.echo(f"{row['id']}  {row['name']}  created {row['created_at']}  {state}")
+        click.echo(
+            f"{row['id']}  {row['name']}  {row['role']}  created {row['created_at']}  {state}"
+        )
 
 
 @main.command("revoke-token")

@@ -70,6 +70,12 @@ class Unauthorized(AppError):
     message = "A valid bearer token is required."
 
 
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    message = "This token may not do that."
+
+
 class SignatureMissing(AppError):
     status = 401
     code = "signature_missing"
@@ -181,6 +187,7 @@ class ServiceUnavailable(AppError):
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",

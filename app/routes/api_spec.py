@@ -3,8 +3,8 @@
 flask-openapi3 generates paths and request models from the routes; it cannot
 know the JSON a view returns, nor the errors :mod:`app.errors` raises. This
 module completes the generated spec once: every admin operation gets its real
-success response and the error envelope for 401 (always), 404 (an id or name
-in the path), 409, 422 (a query or body), 429 where it occurs; the
+success response and the error envelope for 401 (always), 403 (a write: a
+viewer token), 404 (an id or name in the path), 409, 422 (a query or body), 429 where it occurs; the
 flask-openapi3 default 422 (a bare list) is replaced by our envelope;
 ``/healthz``, ``/readyz`` and ``/metrics`` are described; and the ingest route
 comes from :mod:`app.routes.ingest_spec`. ``tests/test_openapi.py`` validates
@@ -265,6 +265,8 @@ PROBES: dict[str, Any] = {
 
 def _errors(method: str, path: str, operation: dict[str, Any]) -> dict[str, Any]:
     errors = {"401": ingest_spec.error_response("unauthorized: a valid bearer token is required")}
+    if method.lower() not in ("get", "head", "options"):
+        errors["403"] = ingest_spec.error_response("forbidden: a viewer token may only read")
     if "{" in path:
         errors["404"] = ingest_spec.error_response("not_found | trigger_not_found")
     parameters = operation.get("parameters", [])
