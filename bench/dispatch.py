@@ -156,12 +156,14 @@ def measure(target: Target, round_no: int, workdir: Path, profile_path: Path) ->
         target.finished("warm", args.warmup)
         roots = [server.process.pid]
         result["quiet_waited_s"] = harness.quiet(roots, common.quiet_wait)
-        pid = harness.worker_pid(server) if isinstance(server, servers.Server) else 0
+        pid, several = (
+            harness.sampled_process(server) if isinstance(server, servers.Server) else (0, False)
+        )
         if isinstance(server, servers.Server):
             result["worker_memory_before"] = harness.memory(pid)
         before = machine.cpu_sample(roots)
         py_spy = common.py_spy if target.name == "hookrunner" else None
-        with harness.profiling(py_spy, pid, profile_path) as profiled:
+        with harness.profiling(py_spy, pid, profile_path, subprocesses=several) as profiled:
             sent = target.send("bench", args.count)
             timings = target.finished("bench", args.count)
         after = machine.cpu_sample(roots)

@@ -275,10 +275,30 @@ def ratio_verdict(label: str, ratio: float, target: float) -> str:
 # --- the worker process --------------------------------------------------------------------
 
 
-def worker_pids(server: servers.Server) -> list[int]:
-    """The Gunicorn workers: children of the arbiter."""
-    pid = server.process.pid
+def _children(pid: int) -> list[int]:
     return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def worker_pids(server: servers.Server) -> list[int]:
+    """The Gunicorn web workers: children of the arbiter other than the engine supervisor."""
+    workers = []
+    for pid in _children(server.process.pid):
+        try:
+            if b"app.execution.supervisor" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                workers.append(pid)
+        except OSError:
+            continue
+    return workers
+
+
+def sampled_process(server: servers.Server) -> tuple[int, bool]:
+    """What to sample: the single child of the arbiter, or the arbiter's whole tree.
+
+    ``(pid, subprocesses)``: with engine processes next to the worker (the default
+    deployment) the master has several children, and a profile follows them all.
+    """
+    pids = _children(server.process.pid)
+    return (pids[0], False) if len(pids) == 1 else (server.process.pid, True)
 
 
 def worker_pid(server: servers.Server) -> int:

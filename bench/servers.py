@@ -123,7 +123,7 @@ def gunicorn(
             workdir / f"{name}.db",
             port,
             log_path,
-            server_env(root, token, engine) | env,
+            server_env(root, token, engine and app is None) | env,  # baselines: no engines
             base_env={k: v for k, v in os.environ.items() if k not in _SCRUBBED},
             root=root,
             app=app,
