@@ -96,12 +96,14 @@ def test_output_streams_live_and_resumes_with_last_event_id(tmp_path: Path) -> N
 def test_kill_9_mid_execution_then_restart_leaves_nothing_running(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     with gunicorn_server(tmp_path, env={"ADMIN_TOKEN": TOKEN}) as server:
-        _create(server, "crash", ["/bin/sh", "-c", f"echo $$ > {pidfile}; sleep 300"])
+        # The short pause lets the engine hand the command's group to its guard first.
+        _create(server, "crash", ["/bin/sh", "-c", f"sleep 0.3; echo $$ > {pidfile}; sleep 300"])
         execution_id = _send(server, "crash")["execution_id"]
         wait_for(lambda: _status(server, execution_id) == "running")
+        # "running" is recorded at claim time; wait for the command itself to start.
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip().isdigit())
         server.kill_hard()
-    wait_for(pidfile.exists)
-    # The dead worker's guard kills the command it left behind.
+    # The dead engine's guard kills the command it left behind.
     wait_for(lambda: not alive(int(pidfile.read_text())))
 
     with gunicorn_server(tmp_path, env={"ADMIN_TOKEN": TOKEN}) as restarted:
