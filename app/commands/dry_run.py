@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -17,7 +18,7 @@ def _body(value: str | None) -> str | None:
     if value is None:
         return None
     if value == "-":
-        return click.get_text_stream("stdin").read()
+        return sys.stdin.read()
     if value.startswith("@"):
         try:
             return Path(value[1:]).read_text(encoding="utf-8")
