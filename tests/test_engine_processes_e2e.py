@@ -19,34 +19,13 @@ import requests
 from tests.conftest import wait_for
 from tests.server import Server, gunicorn_server
 from tests.test_command_runner import alive
+from tests.test_engine_e2e import AUTH, TOKEN, _create, _send
 
 pytestmark = pytest.mark.slow
-
-TOKEN = "e2e-admin-token-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-
-
-def _create(server: Server, name: str, argv: list[str]) -> None:
-    document = {
-        "name": name,
-        "auth": {"scheme": "none"},
-        "dedup": {"key": "none"},
-        "action": {"type": "command", "argv": argv},
-    }
-    response = requests.post(
-        f"{server.base_url}/admin/triggers", json=document, headers=AUTH, timeout=5
-    )
-    assert response.status_code == 201, response.text
-
-
-def _send(server: Server, name: str) -> dict[str, Any]:
-    response = requests.post(f"{server.base_url}/webhooks/{name}", json={}, timeout=5)
-    assert response.status_code == 202, response.text
-    return response.json()  # type: ignore[no-any-return]
 
 
 def _execution(server: Server, execution_id: str) -> dict[str, Any]:
