@@ -3,7 +3,8 @@
 Used by the webhook route once the outcome is durably recorded (a reply never
 comes before the record). Accepted and duplicate deliveries get
 ``response.status.success``, ``headers`` and ``body``; deliveries turned away by
-the filter or the rules get ``response.mismatch`` when set. A body is a template
+the filter or the rules get ``response.mismatch`` when set, and requests whose
+signature rule failed (nothing recorded) ``response.rule_error`` when set. A body is a template
 over the request (``body``, ``headers``, ``query``, ``request``, ``raw_body``)
 plus ``execution_id``; a template that fails to render answers with its source
 left out (an empty body), never a 500. Without a body the JSON answer is kept
@@ -90,3 +91,33 @@ def reply(
             return None
         return _build(mismatch.status, mismatch.headers, mismatch.body, context, fallback)
     return _build(spec.success_status(), spec.headers, spec.body, context, fallback)
+
+
+def rule_error_reply(trigger: CompiledTrigger, inbound: InboundRequest) -> Response | None:
+    """``response.rule_error`` for a request whose signature rule failed, or None.
+
+    Nothing was recorded, so the template context has no delivery or execution id.
+    """
+    spec = trigger.document.response
+    if spec is None or spec.rule_error is None:
+        return None
+    context = template_context(
+        body=None,
+        headers=inbound.headers,
+        query=inbound.query,
+        trigger=trigger.name,
+        delivery_id="",
+        method=inbound.method,
+        remote_addr=inbound.remote_addr,
+        raw_body=inbound.body,
+    )
+    context["execution_id"] = ""
+    error = spec.rule_error
+    fallback = {
+        "error": {
+            "code": "signature_invalid",
+            "message": "The request does not satisfy the trigger's signature rule.",
+            "request_id": inbound.request_id,
+        }
+    }
+    return _build(error.status, error.headers, error.body, context, fallback)

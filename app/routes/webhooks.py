@@ -36,7 +36,7 @@ from app.ingest.client import client_source, remote_address
 from app.ingest.client_address import IPAddress, in_networks, parse_networks
 from app.ingest.inbound import InboundRequest, query_dict
 from app.ingest.payloads import parse_for_trigger
-from app.ingest.replies import reply
+from app.ingest.replies import reply, rule_error_reply
 from app.triggers.registry import CompiledTrigger
 from app.wiring import components, execution_service, trigger_registry
 
@@ -107,7 +107,15 @@ def _receive(name: str) -> tuple[Response, int]:
         verification=verification,
         remote_addr=remote_address(),
     )
-    result = execution_service().dispatch_webhook_event(trigger, inbound, request_started=started)
+    try:
+        result = execution_service().dispatch_webhook_event(
+            trigger, inbound, request_started=started
+        )
+    except SignatureInvalid:
+        own = rule_error_reply(trigger, inbound)
+        if own is None:
+            raise
+        return own, own.status_code
     if trigger.document.response is not None:
         parsed = parse_for_trigger(body, inbound.content_type, trigger.document.payload)
         own = reply(trigger, inbound, result, parsed.value)
