@@ -73,6 +73,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
 
     middleware.init_app(app)
     sentry_wsgi.init_app(app, settings)
+    if settings.hooks_url_prefix:  # outermost: everything else sees /webhooks/<name>
+        from app.routes.hooks_alias import HooksPathAlias
+
+        app.wsgi_app = HooksPathAlias(app.wsgi_app, settings.hooks_url_prefix)  # type: ignore[method-assign]
     auth.init_app(app)
     errors.init_app(app)
     register_blueprints(app)

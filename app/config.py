@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For/Forwarded is believed
     triggers_file: str | None = None  # a triggers-as-code file applied at start-up
     alert_signing_secret: str | None = None  # signs failure notifications to ALERT_WEBHOOK_URL
+    hooks_url_prefix: str | None = None  # also serve /<prefix>/<hook id> (adnanh/webhook's URLs)
 
     @property
     def database_dialect(self) -> str:
@@ -221,6 +223,24 @@ def _env_cidrs(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+_URL_PREFIX = re.compile(r"^[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*$")
+_RESERVED_PREFIXES = ("webhooks", "admin", "docs", "metrics", "openapi.json")
+
+
+def _env_url_prefix(env: Mapping[str, str], name: str) -> str | None:
+    """A URL path prefix such as ``hooks`` (slashes around it dropped); None when unset."""
+    raw = _env_str(env, name, None)
+    if raw is None or not raw.strip("/ "):
+        return None
+    prefix = raw.strip().strip("/")
+    if not _URL_PREFIX.match(prefix) or prefix.split("/")[0] in _RESERVED_PREFIXES:
+        raise ConfigError(
+            f"{name} must be a URL path prefix such as hooks (not webhooks, admin, docs"
+            f" or metrics), got {raw!r}"
+        )
+    return prefix
+
+
 def load_settings(
     env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
@@ -275,6 +295,7 @@ def load_settings(
         trusted_proxies=_env_cidrs(env, "TRUSTED_PROXIES"),
         triggers_file=_env_str(env, "TRIGGERS_FILE", None),
         alert_signing_secret=_env_str(env, "ALERT_SIGNING_SECRET", None),
+        hooks_url_prefix=_env_url_prefix(env, "HOOKS_URL_PREFIX"),
     )
     if overrides:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
