@@ -11,6 +11,7 @@ from app import __version__, auth
 from app.commands.apply import apply_command, export_command
 from app.commands.dry_run import test_command
 from app.commands.executions import executions_group
+from app.commands.import_hooks import import_hooks_command
 from app.commands.replay import replay_command
 from app.commands.tail import tail_command
 from app.commands.triggers import triggers_group
@@ -178,3 +179,4 @@ main.add_command(executions_group)
 main.add_command(tail_command)
 main.add_command(replay_command)
 main.add_command(test_command)
+main.add_command(import_hooks_command)
