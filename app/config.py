@@ -115,6 +115,7 @@ class Settings:
     triggers_file: str | None = None  # a triggers-as-code file applied at start-up
     alert_signing_secret: str | None = None  # signs failure notifications to ALERT_WEBHOOK_URL
     hooks_url_prefix: str | None = None  # also serve /<prefix>/<hook id> (adnanh/webhook's URLs)
+    response_wait_max_seconds: int = 30  # the longest a response.mode "wait" answer waits
 
     @property
     def database_dialect(self) -> str:
@@ -296,6 +297,9 @@ def load_settings(
         triggers_file=_env_str(env, "TRIGGERS_FILE", None),
         alert_signing_secret=_env_str(env, "ALERT_SIGNING_SECRET", None),
         hooks_url_prefix=_env_url_prefix(env, "HOOKS_URL_PREFIX"),
+        response_wait_max_seconds=_env_int(
+            env, "RESPONSE_WAIT_MAX_SECONDS", d.response_wait_max_seconds, 1, unit="seconds"
+        ),
     )
     if overrides:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}

@@ -96,7 +96,7 @@ class Setup:
 
 
 def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - fixed argv
+    return subprocess.run(
         [sys.executable, "-c", "from app.cli import main; main()", *args],
         cwd=PROJECT_ROOT,
         env={**os.environ, **(env or {})},
@@ -160,7 +160,7 @@ def _wait_port(port: int) -> None:
 def _peer(hooks: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv
+        process = subprocess.Popen(
             [
                 PEER,
                 "-hooks",
