@@ -75,7 +75,8 @@ name = pathlib.Path(sys.argv[0]).name
 env = {{k: v for k, v in os.environ.items() if k.startswith("HOOK_") or k in ENV_VARS}}
 files = {{}}
 for var in FILE_VARS:
-    path = env.pop(var, None)
+    env.pop(var, None)  # the path differs; the content is compared
+    path = os.environ.get(var)
     if path:
         files[var] = base64.b64encode(pathlib.Path(path).read_bytes()).decode()
 record = {{"argv": sys.argv[1:], "env": env, "files": files}}
