@@ -552,9 +552,7 @@ def _action(hook: dict[str, Any], notes: list[str]) -> dict[str, Any]:
             notes.append(f"{where}: {name} is given twice; the last one is kept")
         env[name] = _value_template(argument, where, notes)
         if argument.get("source") in ("payload", "header", "url", "query"):
-            notes.append(
-                f"{where}: {name} is '' when the value is absent (the peer leaves it unset)"
-            )
+            maybe_absent.append(name)
     if maybe_absent:
         notes.append(
             f"pass-environment-to-command: {', '.join(maybe_absent)} set to '' when the request"
