@@ -31,7 +31,8 @@ wait``) and answers its combined output, or 500 with the peer's fixed text (or
 the output, with ``include-command-output-in-response-on-error``). Rules not
 satisfied: ``trigger-rule-mismatch-http-response-code`` (default 200) with
 ``Hook rules were not satisfied.``; a wrong signature: 500 with ``Error occurred
-while evaluating hook rules.``. ``response-headers`` go on every one of these.
+while evaluating hook rules.``. ``response-headers`` go on the answers of a
+triggered hook (success and command failure), not on refusals, as in the peer.
 """
 
 from __future__ import annotations
@@ -519,8 +520,9 @@ def _response(hook: dict[str, Any], has_rules: bool, notes: list[str]) -> dict[s
             response["body"] = _literal(message)
     if has_rules:
         mismatch = _status(hook, "trigger-rule-mismatch-http-response-code", 200)
-        response["mismatch"] = {"status": mismatch, "headers": headers, "body": MISMATCH_BODY}
-        response["rule_error"] = {"status": 500, "headers": headers, "body": RULE_ERROR_BODY}
+        # The peer sends response-headers only once the hook is triggered.
+        response["mismatch"] = {"status": mismatch, "body": MISMATCH_BODY}
+        response["rule_error"] = {"status": 500, "body": RULE_ERROR_BODY}
     if not headers:
         del response["headers"]
     return response
