@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,6 +185,22 @@ def test_files_with_and_without_base64_and_removed_afterwards(
     assert os.path.dirname(config) == os.path.dirname(secret)
     assert not os.path.exists(config) and not os.path.exists(secret)
     assert not os.path.exists(os.path.dirname(config))
+
+
+def test_files_left_by_a_killed_engine_are_removed_by_the_engine_that_replaces_it(
+    server: Server, tmp_path: Path
+) -> None:
+    path_file = tmp_path / "path"
+    script = f'echo "$F" > {path_file}; exec sleep 300'
+    _create(server, "killed", _sh(script, files={"F": {"content": "secret"}}))
+    execution_id = _post(server, "killed").json()["execution_id"]
+    wait_for(lambda: path_file.exists() and path_file.read_text().strip())
+    directory = os.path.dirname(path_file.read_text().strip())
+    assert os.path.isdir(directory)
+    (engine,) = _engine_pids(server)
+    os.kill(engine, signal.SIGKILL)
+    wait_for(lambda: _execution(server, execution_id)["status"] == "interrupted")
+    wait_for(lambda: not os.path.exists(directory))
 
 
 def test_wait_on_postgresql_across_processes(

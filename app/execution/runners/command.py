@@ -13,9 +13,10 @@ Contract:
   (mode 0600, named after its variable) in a private directory (0700) made
   for this run, and the variable holds the file's path. The directory goes
   once the command has ended, however it ended (exit, timeout, cancel, engine
-  shutdown); only a hard kill of the engine leaves it behind, in the
-  temporary directory. A content that does not render (or is not base64 when
-  it says so) fails the execution before anything is written or started.
+  shutdown). After a hard kill of the engine the lease reaper of the engine
+  that replaces it on this host removes it (:func:`remove_files_of`). A
+  content that does not render (or is not base64 when it says so) fails the
+  execution before anything is written or started.
 * The child leads its own process group (session). Timeout and cancellation
   signal the whole group: SIGTERM, then SIGKILL after a grace period to every
   process still in the group (whether or not the leader has exited), so
@@ -32,6 +33,7 @@ Contract:
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import shutil
@@ -201,7 +203,7 @@ def run_command(action: CommandAction, ctx: RunContext) -> RunResult:
             payload_file.write(ctx.raw_body)
         file_paths: dict[str, str] = {}
         if rendered.files:
-            files_dir = tempfile.mkdtemp(prefix=f"hookrunner-files-{ctx.execution_id}-")
+            files_dir = tempfile.mkdtemp(prefix=f"{_FILES_PREFIX}{ctx.execution_id}-")
             try:
                 file_paths = write_files(files_dir, rendered.files)
             except OSError as exc:
@@ -214,6 +216,16 @@ def run_command(action: CommandAction, ctx: RunContext) -> RunResult:
             os.unlink(payload_path)
         if files_dir is not None:
             shutil.rmtree(files_dir, ignore_errors=True)
+
+
+_FILES_PREFIX = "hookrunner-files-"
+
+
+def remove_files_of(execution_id: str) -> None:
+    """Remove the files directory a dead process left behind for ``execution_id``."""
+    pattern = os.path.join(tempfile.gettempdir(), f"{_FILES_PREFIX}{glob.escape(execution_id)}-*")
+    for directory in glob.glob(pattern):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def write_files(directory: str, files: dict[str, bytes]) -> dict[str, str]:
