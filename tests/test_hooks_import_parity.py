@@ -80,7 +80,9 @@ for var in FILE_VARS:
     if path:
         files[var] = base64.b64encode(pathlib.Path(path).read_bytes()).decode()
 record = {{"argv": sys.argv[1:], "env": env, "files": files}}
-(OUT / f"{{name}}-{{time.time_ns()}}.json").write_text(json.dumps(record))
+partial = OUT.parent / f"{{name}}-{{os.getpid()}}.partial"
+partial.write_text(json.dumps(record))
+os.replace(partial, OUT / f"{{name}}-{{time.time_ns()}}.json")  # whole, or not there yet
 print("ran", name, *sys.argv[1:], flush=True)
 print("and said something on stderr", file=sys.stderr, flush=True)
 sys.exit(3 if name.startswith("output-fail") else 0)
