@@ -358,3 +358,16 @@ def test_hooks_alias_and_peer_answers(make_app: Any) -> None:
     assert client.post("/hooks/", data=body).status_code == 404
     off = make_app().test_client()
     assert off.post("/hooks/Redeploy.Webhook", data=body).status_code == 404
+
+
+def test_credentials_passed_to_the_command_are_reported() -> None:
+    arguments = [
+        {"source": "header", "name": "X-Gitlab-Token"},
+        {"source": "url", "name": "token"},
+        {"source": "header", "name": "X-GitHub-Event"},
+    ]
+    hooks = [{"id": "x", "execute-command": "/x", "pass-arguments-to-command": arguments}]
+    notes = convert_hooks(hooks).reports[0].notes
+    assert len(notes) == 2
+    assert "X-Gitlab-Token is a credential" in notes[0]
+    assert "query parameter token is a credential" in notes[1]

@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from app.redaction import is_sensitive_header, is_sensitive_query_param
 from app.triggers.response_schema import METHODS
 from app.triggers.schema import NAME_PATTERN
 
@@ -248,8 +249,12 @@ def _value_template(argument: dict[str, Any], where: str, notes: list[str]) -> s
     source, name = _scalar(argument.get("source")), _name_of(argument)
     quoted = json.dumps(name)
     if source == "header":
+        if is_sensitive_header(name):
+            notes.append(_REDACTED_NOTE.format(where=where, what=f"header {name}"))
         return f"{{{{ headers | field({json.dumps(name.lower())}) }}}}"
     if source in ("url", "query"):
+        if is_sensitive_query_param(name):
+            notes.append(_REDACTED_NOTE.format(where=where, what=f"query parameter {name}"))
         return f"{{{{ query | field({quoted}) }}}}"
     if source == "payload":
         return f"{{{{ body | field({quoted}) }}}}"
@@ -303,6 +308,10 @@ def _rule_source(argument: Any, where: str, notes: list[str]) -> str:
     raise _Unconvertible(f"{where}: unknown parameter source {source!r}")
 
 
+_REDACTED_NOTE = (
+    "{where}: the {what} is a credential, which Hookrunner stores as [redacted]: the"
+    " command receives [redacted], not the value (check it in trigger-rule instead)"
+)
 _ALWAYS = {"match": {"type": "value", "source": "string:", "value": ""}}
 
 
