@@ -175,7 +175,7 @@ def test_output_files_environment_and_headers() -> None:
     assert response["headers"] == {"X-Served-By": "webhook"}
     notes = " ".join(result.reports[0].notes)
     assert "'HOOK_repository.name' is not a valid name" in notes
-    assert "the peer leaves the variable unset" in notes
+    assert "webhook leaves the variable unset" in notes
 
 
 def test_output_without_on_error_answers_the_peers_fixed_text() -> None:
@@ -371,3 +371,18 @@ def test_credentials_passed_to_the_command_are_reported() -> None:
     assert len(notes) == 2
     assert "X-Gitlab-Token is a credential" in notes[0]
     assert "query parameter token is a credential" in notes[1]
+
+
+def test_the_readme_worked_example_is_what_the_command_writes(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### A worked example", 1)[1].split("\n## ", 1)[0]
+    hooks = section.split("```json\n", 1)[1].split("```", 1)[0]
+    report = section.split("reports\n\n```\n", 1)[1].split("```", 1)[0]
+    triggers = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "hooks.json").write_text(hooks)
+    result = runner.invoke(main, ["import-hooks", "--template", str(tmp_path / "hooks.json")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == triggers
+    assert result.stderr == report

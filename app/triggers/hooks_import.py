@@ -2,9 +2,9 @@
 
 Contract (``hookrunner import-hooks``):
 
-* :func:`read_hooks` reads the file the way the peer does: with a YAML parser
+* :func:`read_hooks` reads the file the way webhook does: with a YAML parser
   (a superset of JSON, so "JSON" files written with YAML flow syntax load too),
-  after expanding it as a template when ``template`` is set (the peer's
+  after expanding it as a template when ``template`` is set (webhook's
   ``-template`` flag), where ``{{ getenv "NAME" }}`` becomes ``${NAME}``, which
   ``hookrunner apply`` reads from the environment. Any other template action is
   a file-level problem.
@@ -24,15 +24,15 @@ otherwise :func:`trigger_name` makes it one (lower case, other characters
 ``HOOKS_URL_PREFIX`` is set, so a hook stays reachable at its old address; two
 ids that map to one name are refused.
 
-Answers: a converted trigger answers as the peer does. Success: the hook's
+Answers: a converted trigger answers as webhook does. Success: the hook's
 ``success-http-response-code`` (default 200) with ``response-message``; with
 ``include-command-output-in-response`` it waits for the command (``response.mode:
-wait``) and answers its combined output, or 500 with the peer's fixed text (or
+wait``) and answers its combined output, or 500 with webhook's fixed text (or
 the output, with ``include-command-output-in-response-on-error``). Rules not
 satisfied: ``trigger-rule-mismatch-http-response-code`` (default 200) with
 ``Hook rules were not satisfied.``; a wrong signature: 500 with ``Error occurred
 while evaluating hook rules.``. ``response-headers`` go on the answers of a
-triggered hook (success and command failure), not on refusals, as in the peer.
+triggered hook (success and command failure), not on refusals, as in webhook.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ COMMAND_ERROR_BODY = (
     "Error occurred while executing the hook's command. Please check your logs for more details."
 )
 ENV_PREFIX = "HOOK_"
-COMMAND_TIMEOUT_SECONDS = 86400  # the peer has no timeout: a day stands for "none"
+COMMAND_TIMEOUT_SECONDS = 86400  # webhook has no timeout: a day stands for "none"
 WAIT_TIMEOUT_SECONDS = 3600  # the longest wait a trigger may ask for
 WAIT_OUTPUT_BYTES = 1024 * 1024
 
@@ -172,7 +172,7 @@ def _escape_dollar(value: Any) -> Any:
 
 
 def _expand_template(text: str) -> tuple[str, list[str]]:
-    """The peer's ``-template`` expansion: getenv calls marked, other actions reported."""
+    """The ``-template`` expansion of webhook: getenv calls marked, other actions reported."""
     problems: list[str] = []
 
     def getenv(match: re.Match[str]) -> str:
@@ -191,7 +191,7 @@ def _expand_template(text: str) -> tuple[str, list[str]]:
 def read_hooks(text: str, *, template: bool = False) -> list[Any]:
     """The hooks of a file's text (a list of mappings); raises HooksFileError.
 
-    With ``template``, the text is first expanded like the peer's ``-template``
+    With ``template``, the text is first expanded like webhook's ``-template``
     flag (see the module docstring). The result has ``${`` escaped and getenv
     calls as ``${NAME}``, ready for :func:`convert_hooks`.
     """
@@ -222,7 +222,7 @@ def _literal(text: str) -> str:
 
 
 def _scalar(value: Any) -> str:
-    """A YAML scalar as the peer's string fields read it (``true``, ``42``, '' for null)."""
+    """A YAML scalar as webhook's string fields read it (``true``, ``42``, '' for null)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -245,7 +245,7 @@ def _check_argument(argument: Any, where: str) -> dict[str, Any]:
 
 
 def _value_template(argument: dict[str, Any], where: str, notes: list[str]) -> str:
-    """A template rendering what the peer's argument gives (missing: '')."""
+    """A template rendering what webhook's argument gives (missing: '')."""
     source, name = _scalar(argument.get("source")), _name_of(argument)
     quoted = json.dumps(name)
     if source == "header":
@@ -266,13 +266,13 @@ def _value_template(argument: dict[str, Any], where: str, notes: list[str]) -> s
         if name.lower() == "method":
             return "{{ request.method }}"
         if name.lower() == "remote-addr":
-            notes.append(f"{where}: the client address comes without the ':port' the peer adds")
+            notes.append(f"{where}: the client address comes without the ':port' webhook adds")
             return "{{ request.remote_addr }}"
         raise _Unconvertible(f"{where}: request value {name!r} (method or remote-addr)")
     if source == "entire-payload":
         return "{{ body | text }}"
     if source == "entire-headers":
-        notes.append(f"{where}: header names are lower-case (the peer writes X-Hub-Signature)")
+        notes.append(f"{where}: header names are lower-case (webhook writes X-Hub-Signature)")
         return "{{ headers | text }}"
     if source == "entire-query":
         return "{{ query | text }}"
@@ -293,7 +293,7 @@ def _rule_source(argument: Any, where: str, notes: list[str]) -> str:
     if source == "request" and name.lower() == "method":
         return "method"
     if source == "request" and name.lower() == "remote-addr":
-        notes.append(f"{where}: the client address is matched without the ':port' the peer adds")
+        notes.append(f"{where}: the client address is matched without the ':port' webhook adds")
         return "remote_addr"
     plain = {
         "raw-request-body": "raw_body",
@@ -319,21 +319,21 @@ def _rule(node: Any, where: str, soft: bool, notes: list[str]) -> dict[str, Any]
     """A peer rule as a Hookrunner rules node (see app.triggers.rules_schema)."""
     if not isinstance(node, dict):
         raise _Unconvertible(f"{where}: a rule must be a mapping")
-    for key in ("and", "or", "not", "match"):  # the peer's order when several are set
+    for key in ("and", "or", "not", "match"):  # webhook's order when several are set
         if node.get(key) is not None:
             break
     else:
-        notes.append(f"{where}: an empty rule never matches (as in the peer)")
+        notes.append(f"{where}: an empty rule never matches (as in webhook)")
         return {"not": _ALWAYS}
     extra = set(node) - {"and", "or", "not", "match"}
     if extra or len([k for k in node if node[k] is not None]) > 1:
-        notes.append(f"{where}: only {key!r} is read (the peer ignores the other keys too)")
+        notes.append(f"{where}: only {key!r} is read (webhook ignores the other keys too)")
     value = node[key]
     if key in ("and", "or"):
         if not isinstance(value, list):
             raise _Unconvertible(f"{where}.{key}: needs a list of rules")
         if not value:
-            notes.append(f"{where}.{key}: an empty list is {key == 'and'} (as in the peer)")
+            notes.append(f"{where}.{key}: an empty list is {key == 'and'} (as in webhook)")
             return _ALWAYS if key == "and" else {"not": _ALWAYS}
         children = [
             _rule(child, f"{where}.{key}[{i}]", soft, notes) for i, child in enumerate(value)
@@ -374,7 +374,7 @@ def _match(match: Any, where: str, notes: list[str]) -> dict[str, Any]:
         return {"type": "regex", "source": source, "regex": pattern}
     if kind in _HMAC_TYPES:
         if kind.startswith("payload-hash-"):
-            notes.append(f"{where}: {kind} is the peer's deprecated name of {_HMAC_TYPES[kind]}")
+            notes.append(f"{where}: {kind} is webhook's deprecated name of {_HMAC_TYPES[kind]}")
         return {"type": _HMAC_TYPES[kind], "source": source, "secret": _secret(match, where)}
     raise _Unconvertible(f"{where}: unknown match type {kind!r}")
 
@@ -398,7 +398,7 @@ def _ip_ranges(text: str, where: str, notes: list[str]) -> list[str]:
             raise _Unconvertible(f"{where}: {item!r} is not an IP address or range") from None
         if address.version == 6:
             notes.append(
-                f"{where}: {item} is matched exactly (/128); the peer reads a plain IPv6 "
+                f"{where}: {item} is matched exactly (/128); webhook reads a plain IPv6 "
                 "address as the whole /32 range around it"
             )
         cidrs.append(f"{address}/{address.max_prefixlen}")
@@ -465,7 +465,7 @@ def _methods(hook: dict[str, Any], notes: list[str]) -> list[str]:
 
 
 def _payload(hook: dict[str, Any], notes: list[str]) -> dict[str, Any]:
-    """How the peer reads bodies: JSON, forms as fields, XML, multipart."""
+    """How webhook reads bodies: JSON, forms as fields, XML, multipart."""
     payload: dict[str, Any] = {"xml": True, "multipart": True, "form_payload": "keep"}
     content_type = _scalar(hook.get("incoming-payload-content-type"))
     if content_type:
@@ -514,12 +514,12 @@ def _response(hook: dict[str, Any], has_rules: bool, notes: list[str]) -> dict[s
             f" goes on; output beyond {WAIT_OUTPUT_BYTES} bytes is cut"
         )
         if message:
-            notes.append("response-message is not sent when the output is (as in the peer)")
+            notes.append("response-message is not sent when the output is (as in webhook)")
     else:
         if on_error:
             notes.append(
                 "include-command-output-in-response-on-error has no effect without"
-                " include-command-output-in-response (as in the peer)"
+                " include-command-output-in-response (as in webhook)"
             )
         if not message:
             response["body"] = "none"
@@ -529,7 +529,7 @@ def _response(hook: dict[str, Any], has_rules: bool, notes: list[str]) -> dict[s
             response["body"] = _literal(message)
     if has_rules:
         mismatch = _status(hook, "trigger-rule-mismatch-http-response-code", 200)
-        # The peer sends response-headers only once the hook is triggered.
+        # webhook sends response-headers only once the hook is triggered.
         response["mismatch"] = {"status": mismatch, "body": MISMATCH_BODY}
         response["rule_error"] = {"status": 500, "body": RULE_ERROR_BODY}
     if not headers:
@@ -540,16 +540,16 @@ def _response(hook: dict[str, Any], has_rules: bool, notes: list[str]) -> dict[s
 def _action(hook: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     command = _scalar(hook.get("execute-command"))
     if not command.strip():
-        raise _Unconvertible("execute-command: missing (the peer cannot run this hook either)")
+        raise _Unconvertible("execute-command: missing (webhook cannot run this hook either)")
     if " " in command:
         notes.append(
-            "execute-command names a program with spaces in its path; the peer and Hookrunner"
+            "execute-command names a program with spaces in its path; webhook and Hookrunner"
             " both run it as one path (arguments go in pass-arguments-to-command)"
         )
     cwd = _scalar(hook.get("command-working-directory"))
     program = command
     if cwd and not command.startswith("/"):
-        program = cwd.rstrip("/") + "/" + command  # the peer runs it from the directory
+        program = cwd.rstrip("/") + "/" + command  # webhook runs it from the directory
     argv = [_literal(program)]
     for i, argument in enumerate(_arguments(hook, "pass-arguments-to-command")):
         argv.append(_value_template(argument, f"pass-arguments-to-command[{i}]", notes))
@@ -567,7 +567,7 @@ def _action(hook: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     if maybe_absent:
         notes.append(
             f"pass-environment-to-command: {', '.join(maybe_absent)} set to '' when the request"
-            " lacks the value (the peer leaves the variable unset)"
+            " lacks the value (webhook leaves the variable unset)"
         )
     files: dict[str, dict[str, Any]] = {}
     for i, argument in enumerate(_arguments(hook, "pass-file-to-command")):
@@ -582,7 +582,7 @@ def _action(hook: dict[str, Any], notes: list[str]) -> dict[str, Any]:
         "type": "command",
         "argv": argv,
         "timeout_seconds": COMMAND_TIMEOUT_SECONDS,
-        "stderr": "merge",  # the peer reads stdout and stderr as one output
+        "stderr": "merge",  # webhook reads stdout and stderr as one output
     }
     if env:
         action["env"] = env
@@ -612,7 +612,7 @@ def convert_hook(hook: Any, index: int) -> tuple[dict[str, Any] | None, HookRepo
             f"id {hook_id!r} is not a valid trigger name: the trigger is {report.name!r}"
         )
     for key in sorted(set(hook) - HOOK_KEYS):
-        report.notes.append(f"{key}: not a hook property the peer reads; ignored (as by the peer)")
+        report.notes.append(f"{key}: not a hook property webhook reads; ignored (as by webhook)")
     notes = report.notes
     try:
         soft = _flag(hook, "trigger-signature-soft-failures")
@@ -656,7 +656,7 @@ def convert_hooks(hooks: list[Any]) -> ImportResult:
     seen: set[str] = set()
     for document, report in converted:
         if report.hook_id in seen:
-            report.errors.append(f"id {report.hook_id!r} is given twice; the peer serves the first")
+            report.errors.append(f"id {report.hook_id!r} is given twice; webhook serves the first")
             document = None
         seen.add(report.hook_id)
         if document is None:
