@@ -386,3 +386,12 @@ def test_the_readme_worked_example_is_what_the_command_writes(
     assert result.exit_code == 0, result.output
     assert result.stdout == triggers
     assert result.stderr == report
+
+
+def test_yaml_scalars_become_the_strings_webhook_reads() -> None:
+    (document,) = _convert("yaml-scalars.yaml").documents
+    assert document["action"]["argv"][1:] == [
+        "2", "1e6", "1.234567e+06", "1e-05", "false", "10:30", "493", "1000", "0.5", "true",
+        "31", "1.1",
+    ]  # fmt: skip
+    assert document["rules"]["match"]["value"] == "2"

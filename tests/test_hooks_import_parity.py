@@ -110,7 +110,7 @@ def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
-def _hooks_for_test(tmp: Path) -> tuple[Path, Path]:
+def _hooks_for_test(tmp: Path) -> tuple[Path, Path, Path]:
     """The fixtures with every command replaced by the recorder (named after the hook)."""
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
@@ -149,7 +149,13 @@ def _hooks_for_test(tmp: Path) -> tuple[Path, Path]:
             "/home/adnan/redeploy-go-webhook.sh", str(bin_dir / "webhook")
         ).replace("/home/adnan/go", str(tmp))
     )
-    return combined, template
+    # Read by the peer as written (its YAML reading of scalars is what is compared).
+    scalars = tmp / "yaml-scalars.yaml"
+    scalars.write_text(
+        (FIXTURES / "yaml-scalars.yaml").read_text().replace("/usr/local/bin/", f"{bin_dir}/")
+    )
+    (bin_dir / "scalars").symlink_to(recorder)
+    return combined, template, scalars
 
 
 def _wait_port(port: int) -> None:
@@ -186,15 +192,15 @@ def _peer(hooks: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes],
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     tmp = tmp_path_factory.mktemp("parity")
-    combined, template = _hooks_for_test(tmp)
-    peer, peer_url = _peer(combined, tmp / "peer.log")
+    combined, template, scalars = _hooks_for_test(tmp)
+    peer, peer_url = _peer(combined, tmp / "peer.log", "-hooks", str(scalars))
     peer_t, peer_t_url = _peer(template, tmp / "peer-template.log", "-template")
     try:
         with gunicorn_server(
             tmp, env={"HOOKS_URL_PREFIX": "hooks", "ENGINE_PROCESSES": "1"}
         ) as server:
             result = Setup(peer_url, peer_t_url, server, tmp / "records")
-            _import_and_apply(tmp, combined, template, result)
+            _import_and_apply(tmp, [combined, scalars], template, result)
             yield result
     finally:
         for process in (peer, peer_t):
@@ -202,13 +208,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             process.wait(timeout=10)
 
 
-def _import_and_apply(tmp: Path, combined: Path, template: Path, setup: Setup) -> None:
-    converted = _run_cli("import-hooks", str(combined))
-    assert converted.returncode == 0, converted.stderr
-    converted_t = _run_cli("import-hooks", "--template", str(template))
-    assert converted_t.returncode == 0, converted_t.stderr
-    documents = yaml.safe_load(converted.stdout)["triggers"]
-    documents += yaml.safe_load(converted_t.stdout)["triggers"]
+def _import_and_apply(tmp: Path, files: list[Path], template: Path, setup: Setup) -> None:
+    documents: list[dict[str, Any]] = []
+    for args in [[str(path)] for path in files] + [["--template", str(template)]]:
+        converted = _run_cli("import-hooks", *args)
+        assert converted.returncode == 0, converted.stderr
+        documents += yaml.safe_load(converted.stdout)["triggers"]
     groups = {
         "basic": [d for d in documents if d["name"] not in NEEDS_WAIT],
         "wait": [d for d in documents if d["name"] in NEEDS_WAIT],
@@ -492,3 +497,14 @@ def test_command_output_files_and_environment(setup: Setup) -> None:
 def test_command_output_in_the_answer(setup: Setup, hook: str) -> None:
     peer, ours = _both(setup, hook, query="build=42", runs=True)
     _same(peer, ours)
+
+
+def test_yaml_scalars_are_read_as_the_peer_reads_them(setup: Setup) -> None:
+    peer, ours = _both(setup, "scalars", query="version=2", runs=True)
+    _same(peer, ours)
+    assert ours.record is not None
+    assert ours.record["argv"] == [
+        "2", "1e6", "1.234567e+06", "1e-05", "false", "10:30", "493", "1000", "0.5", "true",
+        "31", "1.1",
+    ]  # fmt: skip
+    _same(*_both(setup, "scalars", query="version=2.0", runs=False))  # not satisfied

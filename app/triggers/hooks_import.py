@@ -37,11 +37,13 @@ triggered hook (success and command failure), not on refusals, as in webhook.
 
 from __future__ import annotations
 
+import decimal
 import ipaddress
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -188,6 +190,48 @@ def _expand_template(text: str) -> tuple[str, list[str]]:
     return expanded, problems
 
 
+class _PeerLoader(yaml.SafeLoader):
+    """YAML scalars resolved as webhook's parser (Go yaml.v2) resolves them.
+
+    Like PyYAML it reads YAML 1.1, with two differences that change values:
+    ``y``/``Y``/``n``/``N`` are booleans too (so a ``name: n`` is ``"false"``),
+    and base-60 numbers do not exist (``10:30`` stays text).
+    """
+
+    bool_values: ClassVar[dict[str, bool]] = {
+        **yaml.SafeLoader.bool_values,
+        "y": True,
+        "n": False,
+    }
+
+
+_BOOL, _INT, _FLOAT = (f"tag:yaml.org,2002:{kind}" for kind in ("bool", "int", "float"))
+_PeerLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_PeerLoader.add_implicit_resolver(
+    _BOOL,
+    re.compile(
+        r"^(?:[yYnN]|yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$"
+    ),
+    list("yYnNtTfFoO"),
+)
+_PeerLoader.add_implicit_resolver(
+    _INT,
+    re.compile(r"^(?:[-+]?0b[01_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+_PeerLoader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
 def read_hooks(text: str, *, template: bool = False) -> list[Any]:
     """The hooks of a file's text (a list of mappings); raises HooksFileError.
 
@@ -200,7 +244,7 @@ def read_hooks(text: str, *, template: bool = False) -> list[Any]:
         if problems:
             raise HooksFileError(problems)
     try:
-        parsed = yaml.safe_load(text)
+        parsed = yaml.load(text, Loader=_PeerLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise HooksFileError([f"not valid YAML or JSON: {str(exc).splitlines()[0]}"]) from None
     if parsed is None:
@@ -221,12 +265,41 @@ def _literal(text: str) -> str:
     return "{{ " + json.dumps(text) + " }}"
 
 
+def _go_float(value: float) -> str:
+    """``value`` as Go's ``strconv.FormatFloat(value, 'g', -1, 64)`` writes it (``2``,
+    ``1.5``, ``1e+06``): how webhook turns a YAML number into a string field."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "-0" if math.copysign(1, value) < 0 else "0"
+    sign, digit_tuple, exponent = decimal.Decimal(repr(value)).as_tuple()
+    assert isinstance(exponent, int)
+    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
+    exponent += len(digit_tuple) - len(digits)
+    point = len(digits) + exponent  # where the decimal point goes in digits
+    negative = "-" if sign else ""
+    if point - 1 < -4 or point - 1 >= 6:  # webhook's %e form
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        power = point - 1
+        return f"{negative}{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"
+    if point <= 0:
+        return f"{negative}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return negative + digits + "0" * (point - len(digits))
+    return f"{negative}{digits[:point]}.{digits[point:]}"
+
+
 def _scalar(value: Any) -> str:
-    """A YAML scalar as webhook's string fields read it (``true``, ``42``, '' for null)."""
+    """A YAML scalar as webhook's string fields read it (``true``, ``42``, ``2`` for
+    ``2.0``, '' for null)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return _go_float(value)
     if isinstance(value, dict | list):
         raise _Unconvertible(f"{json.dumps(value)[:80]} where a string is expected")
     return str(value)
