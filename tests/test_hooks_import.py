@@ -395,3 +395,10 @@ def test_yaml_scalars_become_the_strings_webhook_reads() -> None:
         "31", "1.1",
     ]  # fmt: skip
     assert document["rules"]["match"]["value"] == "2"
+
+
+def test_json_indented_with_tabs_is_read() -> None:
+    (document,) = _convert("tab-indented.json").documents
+    assert document["action"]["argv"] == ["/usr/local/bin/tabbed.sh", "a/b é"]
+    with pytest.raises(HooksFileError, match="line 2, column 1"):
+        read_hooks("- id: [\n")

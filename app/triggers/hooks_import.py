@@ -246,7 +246,11 @@ def read_hooks(text: str, *, template: bool = False) -> list[Any]:
     try:
         parsed = yaml.load(text, Loader=_PeerLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
-        raise HooksFileError([f"not valid YAML or JSON: {str(exc).splitlines()[0]}"]) from None
+        try:  # JSON indented with tabs: webhook's parser takes it, PyYAML does not
+            parsed = json.loads(text)
+        except ValueError:
+            detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise HooksFileError([f"not valid YAML or JSON: {detail}"]) from None
     if parsed is None:
         return []
     if not isinstance(parsed, list):
