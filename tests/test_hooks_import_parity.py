@@ -395,7 +395,7 @@ def test_xml_and_multipart_payloads(setup: Setup) -> None:
 
 
 def test_flow_syntax_hook_with_soft_signature_failures(setup: Setup) -> None:
-    body = json.dumps({"ref": "refs/heads/main", "n": 1}).encode()
+    body = json.dumps({"ref": "refs/heads/main", "n": 1, "html": "<b>&\u2028"}).encode()
     headers = {
         "Content-Type": "application/json",
         "X-Hub-Signature-256": "sha256=" + "0" * 64,  # wrong, but soft
@@ -406,7 +406,8 @@ def test_flow_syntax_hook_with_soft_signature_failures(setup: Setup) -> None:
     )
     _same(peer, ours)
     assert ours.record is not None
-    compact = '{"n":1,"ref":"refs/heads/main"}'  # the peer's JSON: compact, keys sorted
+    # the peer's JSON: compact, keys sorted, HTML characters and U+2028 escaped
+    compact = '{"html":"\\u003cb\\u003e\\u0026\\u2028","n":1,"ref":"refs/heads/main"}'
     assert ours.record["argv"][:4] == ["PUT", body.decode(), compact, '{"a":"1","b":"2"}']
     assert ours.record["argv"][4] == "costs ${5} {{ not a template }}"
     headers["X-Signature-512"] = "0" * 128  # both wrong: soft failures, not satisfied

@@ -347,12 +347,12 @@ def _value_template(argument: dict[str, Any], where: str, notes: list[str]) -> s
             return "{{ request.remote_addr }}"
         raise _Unconvertible(f"{where}: request value {name!r} (method or remote-addr)")
     if source == "entire-payload":
-        return "{{ body | text }}"
+        return "{{ body | text" + _GO_JSON_ESCAPES + " }}"
     if source == "entire-headers":
         notes.append(f"{where}: header names are lower-case (webhook writes X-Hub-Signature)")
-        return "{{ headers | text }}"
+        return "{{ headers | text" + _GO_JSON_ESCAPES + " }}"
     if source == "entire-query":
-        return "{{ query | text }}"
+        return "{{ query | text" + _GO_JSON_ESCAPES + " }}"
     raise _Unconvertible(f"{where}: unknown source {source!r}")
 
 
@@ -385,6 +385,12 @@ def _rule_source(argument: Any, where: str, notes: list[str]) -> str:
     raise _Unconvertible(f"{where}: unknown parameter source {source!r}")
 
 
+# Go's JSON writer escapes these characters in strings; so do imported templates, so that
+# scripts get the text they got from webhook.
+_GO_JSON_ESCAPES = (
+    r' | replace("&", "\\u0026") | replace("<", "\\u003c") | replace(">", "\\u003e")'
+    r' | replace("\u2028", "\\u2028") | replace("\u2029", "\\u2029")'
+)
 _REDACTED_NOTE = (
     "{where}: the {what} is a credential, which Hookrunner stores as [redacted]: the"
     " command receives [redacted], not the value (check it in trigger-rule instead)"
