@@ -678,7 +678,8 @@ def _action(hook: dict[str, Any], notes: list[str]) -> dict[str, Any]:
 
 def convert_hook(hook: Any, index: int) -> tuple[dict[str, Any] | None, HookReport]:
     """One hook as a trigger document (None when it cannot be converted) and its report."""
-    hook_id = _scalar(hook.get("id")) if isinstance(hook, dict) else ""
+    written_id = _scalar(hook.get("id")) if isinstance(hook, dict) else ""
+    hook_id = written_id.replace("$${", "${")  # the id senders use (read_hooks escaped it)
     report = HookReport(hook_id=hook_id or f"hooks[{index}]", name=None)
     if not isinstance(hook, dict):
         report.errors.append("a hook must be a mapping")
@@ -705,7 +706,7 @@ def convert_hook(hook: Any, index: int) -> tuple[dict[str, Any] | None, HookRepo
             notes.append("trigger-signature-soft-failures: no 'or' rule, so it changes nothing")
         document: dict[str, Any] = {
             "name": report.name,
-            "description": f"Imported from adnanh/webhook hook {hook_id!r}",
+            "description": f"Imported from adnanh/webhook hook {written_id!r}",
             "auth": {"scheme": "none"},
             "dedup": {"key": "none"},
             "methods": _methods(hook, notes),
