@@ -4,6 +4,8 @@ with its engine (both stores). The real-Gunicorn cases are in test_wait_response
 from __future__ import annotations
 
 import base64
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from app.triggers.response_schema import ResponseSpec
 from app.triggers.schema import CommandAction, TriggerDocument
 from app.triggers.templates import TemplateRenderError, render_command
 from tests.conftest import ENGINE_AUTH, wait_for
+from tests.test_http_runner import Reply, _Server
 
 
 def _document(name: str, action: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -369,3 +372,60 @@ def test_files_are_removed_after_a_timeout(tmp_path: Any) -> None:
     path = seen.read_text().strip()
     assert os.path.basename(path) == "F"
     assert not os.path.exists(os.path.dirname(path))
+
+
+def _readme_block(after: str) -> str:
+    from tests.server import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    return text.split(after, 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_examples_are_valid() -> None:
+    import json
+
+    waiting = TriggerDocument.model_validate(
+        json.loads(_readme_block("#### Synchronous responses"))
+    )
+    assert waiting.response is not None and waiting.response.mode == "wait"
+    files = json.loads("{" + _readme_block("**Files** (`files`)") + "}")["action"]
+    assert set(CommandAction.model_validate(files).files) == {"DEPLOY_CONFIG", "DEPLOY_KEY"}
+
+
+@pytest.fixture
+def http_target() -> Iterator[_Server]:
+    """A local HTTP server to forward to (the HTTP runner tests' own)."""
+    from app.outbound import client as outbound
+
+    target = _Server()
+    thread = threading.Thread(target=target.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield target
+    target.shutdown()
+    thread.join()
+    target.server_close()
+    outbound.clear_pools()
+
+
+def test_an_http_action_answers_with_the_forwarded_response_body(
+    make_app: Any, http_target: _Server
+) -> None:
+    target = http_target
+    target.reply = Reply(status=200, body=b'{"pong": true}\nsecond line\n')
+    app = make_app(
+        engine_enabled=True, admin_token="engine-test-token-0123456789", allow_private_targets=True
+    )
+    client = app.test_client()
+    url = f"http://127.0.0.1:{target.server_port}/hook"
+    action = {"type": "http", "url": url, "max_response_bytes": 1000}
+    _create(client, _document("fwd", action, response=_wait_spec(body="output")))
+    answered = client.post("/webhooks/fwd", json={"ping": 1})
+    assert answered.status_code == 200
+    assert answered.get_data(as_text=True) == '{"pong": true}\nsecond line\n'
+    target.reply = Reply(status=503, body=b"down\n")
+    failed = client.post("/webhooks/fwd", json={"ping": 2})
+    assert (failed.status_code, failed.get_data(as_text=True)) == (500, "down\n")
+
+
+def _wait_spec(**fields: Any) -> dict[str, Any]:
+    return {"mode": "wait", "timeout_seconds": 20, **fields}

@@ -173,12 +173,12 @@ def wait_reply(
         status = spec.status.failure
         body = spec.failure_body if spec.failure_body is not None else spec.body
     output, truncated = ("", False)
-    if body is not None and body != "none":
+    if (body is not None and body != "none") or spec.headers:
         output, truncated = waiter.output(execution_id, spec.max_output_bytes)
     context = {
         **context,
         "output": output,
-        "exit_code": row["exit_code"],
+        "exit_code": "" if row["exit_code"] is None else row["exit_code"],
         "status": row["status"],
         "error": row["error"] or "",
     }
