@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from app.triggers.hooks_import import (
+    EVERY_HOOK,
     HooksFileError,
     convert_hooks,
     read_hooks,
@@ -53,7 +54,8 @@ def import_hooks_command(path: Path, template: bool, as_json: bool) -> None:
     click.echo(render_triggers(result, source=path.name, as_json=as_json), nl=False)
     if as_json:
         report = [report.as_dict() for report in result.reports]
-        click.echo(json.dumps({"hooks": report}, indent=2), err=True)
+        every = list(EVERY_HOOK) if result.documents else []
+        click.echo(json.dumps({"hooks": report, "every_hook": every}, indent=2), err=True)
     else:
         for line in report_lines(result):
             click.echo(line, err=True)

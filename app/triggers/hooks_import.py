@@ -61,6 +61,13 @@ COMMAND_TIMEOUT_SECONDS = 86400  # webhook has no timeout: a day stands for "non
 WAIT_TIMEOUT_SECONDS = 3600  # the longest wait a trigger may ask for
 WAIT_OUTPUT_BYTES = 1024 * 1024
 
+# Differences that hold for every converted hook (the README's "What stays different").
+EVERY_HOOK = (
+    "commands get Hookrunner's minimal environment, not webhook's whole one: add the"
+    " variables they need to action.env (${NAME} is read when the file is applied)",
+    "executions are queued, one at a time per trigger (concurrency.max: 1), where webhook"
+    " starts every command at once",
+)
 _NAME = re.compile(NAME_PATTERN)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # {{ getenv "NAME" }}, optionally piped to js (escaping for a JSON string, which the
@@ -802,4 +809,6 @@ def report_lines(result: ImportResult) -> list[str]:
         lines += [f"     note: {note}" for note in report.notes]
     converted = len(result.reports) - len(result.failed)
     lines.append(f"{converted} of {len(result.reports)} hook(s) converted")
+    if result.documents:
+        lines += [f"every hook: {note}" for note in EVERY_HOOK]
     return lines
