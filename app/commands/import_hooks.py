@@ -38,7 +38,7 @@ def import_hooks_command(path: Path, template: bool, as_json: bool) -> None:
     """Convert an adnanh/webhook hooks file (JSON or YAML) into a triggers file on stdout.
 
     Each hook keeps its id as the trigger name (made valid where needed) and
-    answers as the peer did. The report is on stderr; the exit status is 1 when
+    answers as webhook did. The report is on stderr; the exit status is 1 when
     a hook could not be converted, 2 when the file cannot be read.
     """
     try:

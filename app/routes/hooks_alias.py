@@ -1,10 +1,10 @@
 """``/<HOOKS_URL_PREFIX>/<id>``: adnanh/webhook's URLs served by the webhook route.
 
-With ``HOOKS_URL_PREFIX=hooks`` (the peer's ``-urlprefix``, default ``hooks``),
+With ``HOOKS_URL_PREFIX=hooks`` (webhook's ``-urlprefix``, default ``hooks``),
 a request to ``/hooks/<id>`` is handled exactly as one to
 ``/webhooks/<name>``, where ``name`` is what ``hookrunner import-hooks`` made
 of the hook id (:func:`app.triggers.hooks_import.trigger_name`), so senders
-configured for the peer need no change. The path is rewritten before anything
+configured for webhook need no change. The path is rewritten before anything
 else sees the request (request ids, logs, metrics, Sentry, refusals all see
 ``/webhooks/<name>``). An id that cannot be a trigger name reaches no trigger
 (404 ``trigger_not_found``). Off when the setting is empty (the default).

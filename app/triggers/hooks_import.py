@@ -364,7 +364,7 @@ def _value_template(argument: dict[str, Any], where: str, notes: list[str]) -> s
 
 
 def _rule_source(argument: Any, where: str, notes: list[str]) -> str:
-    """The rules ``source`` for a peer parameter."""
+    """The rules ``source`` for a webhook parameter."""
     argument = _check_argument(argument, where)
     source, name = _scalar(argument.get("source")), _name_of(argument)
     prefixed = {"header": "header", "url": "query", "query": "query", "payload": "payload"}
@@ -406,7 +406,7 @@ _ALWAYS = {"match": {"type": "value", "source": "string:", "value": ""}}
 
 
 def _rule(node: Any, where: str, soft: bool, notes: list[str]) -> dict[str, Any]:
-    """A peer rule as a Hookrunner rules node (see app.triggers.rules_schema)."""
+    """A webhook rule as a Hookrunner rules node (see app.triggers.rules_schema)."""
     if not isinstance(node, dict):
         raise _Unconvertible(f"{where}: a rule must be a mapping")
     for key in ("and", "or", "not", "match"):  # webhook's order when several are set
