@@ -143,7 +143,7 @@ class SQLiteDatabase(Database):
                 raise
             conn.execute("COMMIT")
 
-    def ingest(self, fn: Callable[[Connection], T]) -> T:
+    def write_grouped(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in the next group commit (:mod:`app.store.sqlite.group_commit`)."""
         if self._committer is None:
             from app.store.sqlite.group_commit import GroupCommitter
