@@ -113,6 +113,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For/Forwarded is believed
     triggers_file: str | None = None  # a triggers-as-code file applied at start-up
     alert_signing_secret: str | None = None  # signs failure notifications to ALERT_WEBHOOK_URL
+    response_wait_max_seconds: int = 30  # the longest a response.mode "wait" answer waits
 
     @property
     def database_dialect(self) -> str:
@@ -275,6 +276,9 @@ def load_settings(
         trusted_proxies=_env_cidrs(env, "TRUSTED_PROXIES"),
         triggers_file=_env_str(env, "TRIGGERS_FILE", None),
         alert_signing_secret=_env_str(env, "ALERT_SIGNING_SECRET", None),
+        response_wait_max_seconds=_env_int(
+            env, "RESPONSE_WAIT_MAX_SECONDS", d.response_wait_max_seconds, 1, unit="seconds"
+        ),
     )
     if overrides:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}

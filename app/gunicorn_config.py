@@ -50,7 +50,9 @@ bind = [_server.bind]
 workers = _server.workers
 worker_class = "gevent"
 worker_connections = _server.worker_connections
-# sqlite's busy_timeout (5 s by default) stays well below this.
+# sqlite's busy_timeout (5 s by default) stays well below this. It does not bound a
+# request: a gevent worker reports to the master from its own greenlet every second,
+# however long a request (an SSE stream, a response.mode "wait" answer) lasts.
 timeout = _server.timeout
 graceful_timeout = _server.graceful_timeout
 keepalive = 5

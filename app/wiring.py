@@ -21,6 +21,7 @@ from app.execution.control import ExecutionControl
 from app.execution.engine import Engine
 from app.ingest.dispatch import ExecutionService
 from app.ingest.history import IngestHistory
+from app.ingest.waits import ResultWaiter
 from app.lifecycle import Lifecycle
 from app.live.notifier import Notifier
 from app.live.streams import LiveStreams
@@ -46,6 +47,7 @@ class Components:
     trigger_admin: TriggerAdmin
     history: IngestHistory
     lifecycle: Lifecycle
+    waiter: ResultWaiter
 
 
 def init_app(app: Flask, store: Database, settings: Settings) -> Components:
@@ -90,6 +92,7 @@ def build(store: Database, settings: Settings) -> Components:
         trigger_admin=TriggerAdmin(store, notifier),
         history=IngestHistory(store),
         lifecycle=lifecycle,
+        waiter=ResultWaiter(store, notifier, settings.response_wait_max_seconds),
     )
     if engine is not None:
         lifecycle.register(engine)

@@ -64,3 +64,15 @@ def test_dry_run_sees_live_duplicates(
     ).get_json()
     assert report["dedup"]["duplicate_of"] == original["execution_id"]
     assert report["would"] == "duplicate"
+
+
+def test_dry_run_shows_the_size_of_command_files_not_their_content(
+    client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any
+) -> None:
+    files = {"REF": {"content": "{{ body.ref }}"}, "BLOB": {"content": "AAEC", "base64": True}}
+    make_trigger(action={"type": "command", "argv": ["/bin/deploy"], "files": files})
+    sample = {"headers": github_headers(PUSH, "dry-files"), "body": PUSH.decode()}
+    report = client.post("/admin/triggers/deploy/test", json=sample, headers=auth_headers)
+    action = report.get_json()["action"]
+    assert action["files"] == {"REF": {"bytes": len("refs/heads/main")}, "BLOB": {"bytes": 3}}
+    assert "refs/heads/main" not in str(action)

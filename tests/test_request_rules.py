@@ -182,15 +182,16 @@ def test_static_response_answers_with_templated_text_after_recording(
     assert turned_away.get_data(as_text=True) == "Hook rules were not satisfied."
 
 
-def test_wait_mode_is_refused_until_it_exists(
+def test_output_body_is_refused_without_wait_mode(
     client: FlaskClient, auth_headers: dict[str, str]
 ) -> None:
     refused = client.post(
         "/admin/triggers",
-        json=_trigger("waiting", response={"mode": "wait", "body": "output"}),
+        json=_trigger("waiting", response={"body": "output"}),
         headers=auth_headers,
     )
     assert refused.status_code == 422
+    assert "wait" in str(refused.get_json()["error"])
 
 
 def test_get_webhook_runs_the_command_with_query_method_and_address(

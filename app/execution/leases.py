@@ -13,6 +13,8 @@ Protocol:
   that no longer exists (so a restart after ``kill -9`` reconciles at once), as
   ``interrupted``; when the trigger's retry policy allows, a new attempt is
   queued in the same transaction. Nothing is ever left ``running`` for good.
+  When the dead owner was a process on this host, the command ``files`` it
+  left behind are removed too (its guard has killed the command already).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from app.clock import parse_iso, utc_now, utc_now_iso
 from app.config import Settings
 from app.errors import TriggerNotFound
 from app.execution.retry import schedule_retry
+from app.execution.runners.command import remove_files_of
 from app.live.notifier import ALL, Notifier
 from app.store import Database, executions
 from app.store import execution_queue as queue
@@ -107,6 +110,8 @@ def reap(
                 policy = None
             retry_id = schedule_retry(conn, row, policy, "interrupted", retryable=True)
         reaped += 1
+        if owner_is_gone(row.owner):  # its guard has killed the command: nothing uses them
+            remove_files_of(row.id)
         notifier.notify(row.id)
         notifier.notify(ALL)
         log.warning(

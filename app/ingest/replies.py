@@ -8,6 +8,18 @@ over the request (``body``, ``headers``, ``query``, ``request``, ``raw_body``)
 plus ``execution_id``; a template that fails to render answers with its source
 left out (an empty body), never a 500. Without a body the JSON answer is kept
 and only the status and headers change.
+
+With ``response.mode: wait`` an accepted or duplicate delivery is answered
+with its execution's result (:func:`wait_reply`): the route has already
+committed the delivery, and :class:`app.ingest.waits.ResultWaiter` waits for
+the execution to end. ``succeeded`` answers ``status.success`` (default 200)
+with ``body``; any other final status ``status.failure`` (default 500) with
+``failure_body`` (default ``body``). ``"output"`` is the program's output cut
+at ``max_output_bytes`` (then ``Hookrunner-Output-Truncated: true``), and
+templates also see ``output``, ``exit_code``, ``status`` and ``error``.
+Without a body the JSON acknowledgement carries a ``result``. A wait that runs
+out answers 202 with the plain acknowledgement (no trigger headers: they may
+describe a body that is not there) while the execution goes on.
 """
 
 from __future__ import annotations
@@ -19,12 +31,15 @@ from flask import Response, jsonify
 
 from app.ingest.dispatch import DispatchResult
 from app.ingest.inbound import InboundRequest
+from app.ingest.waits import ResultWaiter
+from app.live.streams import stream_url
 from app.triggers.registry import CompiledTrigger
-from app.triggers.response_schema import Reply
+from app.triggers.response_schema import Reply, ResponseSpec
 from app.triggers.templates import TemplateRenderError, render, template_context
 
 log = logging.getLogger(__name__)
 _TEXT = "text/plain; charset=utf-8"
+TRUNCATED_HEADER = "Hookrunner-Output-Truncated"
 
 
 def _context(
@@ -61,6 +76,8 @@ def _build(
 ) -> Response:
     if body is None:
         response = jsonify(fallback)
+    elif body == "output":
+        response = Response(context.get("output", ""), content_type=_TEXT)
     elif body == "none":
         response = Response(b"", mimetype=None)
         response.headers.pop("Content-Type", None)
@@ -77,8 +94,13 @@ def reply(
     inbound: InboundRequest,
     result: DispatchResult,
     parsed_body: Any,
+    waiter: ResultWaiter | None = None,
 ) -> Response | None:
-    """The trigger's reply for this outcome, or None for Hookrunner's default answer."""
+    """The trigger's reply for this outcome, or None for Hookrunner's default answer.
+
+    Call it only once the outcome is recorded: with ``mode: wait`` (and a
+    ``waiter``) it waits for the execution of an accepted or duplicate delivery.
+    """
     spec = trigger.document.response
     if spec is None or result.status == "handshake":
         return None
@@ -89,4 +111,48 @@ def reply(
         if mismatch is None:
             return None
         return _build(mismatch.status, mismatch.headers, mismatch.body, context, fallback)
+    if spec.mode == "wait" and waiter is not None and result.execution_id is not None:
+        return wait_reply(spec, waiter, result.execution_id, context, fallback)
     return _build(spec.success_status(), spec.headers, spec.body, context, fallback)
+
+
+def wait_reply(
+    spec: ResponseSpec,
+    waiter: ResultWaiter,
+    execution_id: str,
+    context: dict[str, Any],
+    fallback: dict[str, Any],
+) -> Response | None:
+    """The answer with the execution's result, or 202 when the wait runs out.
+
+    None (Hookrunner's default answer) when the execution is gone, say pruned
+    by retention before a late duplicate arrived.
+    """
+    waited = waiter.wait(execution_id, spec.timeout_seconds)
+    row = waited.row
+    if row is None:
+        return None
+    if not waited.ended:
+        response = jsonify({**fallback, "stream_url": stream_url(execution_id)})
+        response.status_code = 202
+        return response
+    if waited.succeeded:
+        status, body = spec.success_status(), spec.body
+    else:
+        status = spec.status.failure
+        body = spec.failure_body if spec.failure_body is not None else spec.body
+    output, truncated = ("", False)
+    if (body is not None and body != "none") or spec.headers:
+        output, truncated = waiter.output(execution_id, spec.max_output_bytes)
+    context = {
+        **context,
+        "output": output,
+        "exit_code": "" if row["exit_code"] is None else row["exit_code"],
+        "status": row["status"],
+        "error": row["error"] or "",
+    }
+    result = {"status": row["status"], "exit_code": row["exit_code"], "error": row["error"]}
+    response = _build(status, spec.headers, body, context, {**fallback, "result": result})
+    if truncated:
+        response.headers[TRUNCATED_HEADER] = "true"
+    return response

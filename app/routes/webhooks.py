@@ -109,8 +109,9 @@ def _receive(name: str) -> tuple[Response, int]:
     )
     result = execution_service().dispatch_webhook_event(trigger, inbound, request_started=started)
     if trigger.document.response is not None:
+        # The outcome is committed: a wait for the execution's result may start now.
         parsed = parse_for_trigger(body, inbound.content_type, trigger.document.payload)
-        own = reply(trigger, inbound, result, parsed.value)
+        own = reply(trigger, inbound, result, parsed.value, components().waiter)
         if own is not None:
             return own, own.status_code
     # 200 stops the sender's retries; a handshake's sender requires it.

@@ -42,3 +42,34 @@ def tail(db: Database, execution_id: str, stream: str, count: int) -> list[str]:
             (execution_id, stream, count),
         ).fetchall()
     return [str(row["line"]) for row in reversed(rows)]
+
+
+_OUTPUT_BATCH = 1000
+
+
+def output_text(db: Database, execution_id: str, max_bytes: int) -> tuple[str, bool]:
+    """The program's output (stdout and stderr lines in stored order, not Hookrunner's own
+    ``system`` lines), each line ending in a newline, cut at ``max_bytes`` of UTF-8.
+
+    Returns the text and whether it was cut. Each batch is one short read.
+    """
+    parts: list[bytes] = []
+    size, after_seq = 0, 0
+    while True:
+        with db.read() as conn:
+            rows = conn.execute(
+                "SELECT seq, line FROM execution_logs WHERE execution_id = ? AND seq > ?"
+                " AND stream <> 'system' ORDER BY seq LIMIT ?",
+                (execution_id, after_seq, _OUTPUT_BATCH),
+            ).fetchall()
+        for row in rows:
+            data = f"{row['line']}\n".encode("utf-8", "replace")
+            if size + len(data) > max_bytes:
+                parts.append(data[: max_bytes - size])
+                text = b"".join(parts).decode("utf-8", errors="ignore")
+                return text, True
+            parts.append(data)
+            size += len(data)
+        if len(rows) < _OUTPUT_BATCH:
+            return b"".join(parts).decode("utf-8", "replace"), False
+        after_seq = int(rows[-1]["seq"])

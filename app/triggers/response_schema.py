@@ -11,8 +11,11 @@
   answers with its result: ``status.success`` (default 200) or ``status.failure``
   (default 500), and ``body`` (``failure_body`` on failure, default ``body``):
   ``"output"`` (the command's output, at most ``max_output_bytes``), ``"none"``,
-  or a template that also sees ``output``, ``exit_code`` and ``status``. A wait
-  that runs out answers 202 with the acknowledgement; the execution goes on.
+  or a template that also sees ``output``, ``exit_code``, ``status`` and
+  ``error``; absent, the JSON acknowledgement with a ``result`` object. Only
+  ``succeeded`` is a success; ``failed``, ``timed_out``, ``cancelled`` and
+  ``interrupted`` are failures. A wait that runs out answers 202 with the
+  acknowledgement; the execution goes on (:mod:`app.ingest.waits`).
 * ``mismatch`` answers a request the filter or the ``rules`` turned away
   (default 202 ``ignored``); ``rule_error`` one whose signature rule failed
   (default 401 ``signature_invalid``).
@@ -99,8 +102,6 @@ class ResponseSpec(_Strict):
 
     @model_validator(mode="after")
     def _async_body(self) -> ResponseSpec:
-        if self.mode == "wait":
-            raise ValueError('mode "wait" is not available yet: use "async"')
         if self.mode == "async" and self.body == "output":
             raise ValueError('body "output" needs mode "wait"')
         return self
@@ -146,4 +147,6 @@ def check_file_names(files: dict[str, FileSpec]) -> dict[str, FileSpec]:
     for name in files:
         if not _ENV_NAME.match(name):
             raise ValueError(f"invalid environment variable name {name!r}")
+        if name.upper().startswith("HOOKRUNNER_"):
+            raise ValueError(f"{name!r}: HOOKRUNNER_ variables are set by Hookrunner")
     return files

@@ -139,9 +139,14 @@ class CommandAction(_Strict):
     @field_validator("files")
     @classmethod
     def _file_names(cls, value: dict[str, FileSpec]) -> dict[str, FileSpec]:
-        if value:  # the runner does not create them yet: refuse rather than ignore
-            raise ValueError("files are not available yet")
         return check_file_names(value)
+
+    @model_validator(mode="after")
+    def _files_apart_from_env(self) -> CommandAction:
+        both = sorted(set(self.files) & set(self.env))
+        if both:
+            raise ValueError(f"{', '.join(both)}: set by both env and files")
+        return self
 
     @field_validator("argv")
     @classmethod

@@ -16,9 +16,11 @@ equal to a trigger secret are masked in anything shown to people
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +120,14 @@ def template_context(
 class RenderedCommand:
     argv: list[str]
     env: dict[str, str]
+    files: dict[str, bytes] = field(default_factory=dict)  # variable name -> file content
+
+    def shown(self) -> dict[str, object]:
+        """What the dry run and reports show: argv, env, and each file's size only."""
+        view: dict[str, object] = {"argv": self.argv, "env": self.env}
+        if self.files:
+            view["files"] = {name: {"bytes": len(data)} for name, data in self.files.items()}
+        return view
 
 
 def _without_nul(where: str, value: str) -> str:
@@ -130,11 +140,25 @@ def _without_nul(where: str, value: str) -> str:
     return value
 
 
+def _file_content(name: str, text: str, is_base64: bool) -> bytes:
+    if not is_base64:
+        return text.encode("utf-8")
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise TemplateRenderError(
+            f"files {name}: the content is not valid base64 ({exc})"
+        ) from None
+
+
 def render_command(action: CommandAction, context: dict[str, Any]) -> RenderedCommand:
-    """The argv list and extra environment; raises TemplateRenderError.
+    """The argv list, extra environment and file contents; raises TemplateRenderError.
 
     A value that renders to text containing a NUL byte is refused here (the
-    operating system would cut it short or refuse to start the program).
+    operating system would cut it short or refuse to start the program). A
+    file's content is its rendered text as UTF-8, or with ``base64: true`` the
+    bytes it decodes to (whitespace ignored); text that is not base64 is
+    refused here too.
     """
     return RenderedCommand(
         argv=[
@@ -144,6 +168,10 @@ def render_command(action: CommandAction, context: dict[str, Any]) -> RenderedCo
         env={
             name: _without_nul(f"env {name}", render(value, context))
             for name, value in action.env.items()
+        },
+        files={
+            name: _file_content(name, render(spec.content, context), spec.base64)
+            for name, spec in action.files.items()
         },
     )
 
@@ -161,7 +189,7 @@ def render_http(action: HttpAction, context: dict[str, Any]) -> dict[str, Any]:
 def render_action(document: TriggerDocument, context: dict[str, Any]) -> dict[str, Any]:
     action = document.action
     if action.type == "command":
-        return {"type": "command", **asdict(render_command(action, context))}
+        return {"type": "command", **render_command(action, context).shown()}
     return {"type": "http", **render_http(action, context)}
 
 

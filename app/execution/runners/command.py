@@ -9,6 +9,14 @@ Contract:
   ``HOOKRUNNER_TRIGGER``, ``HOOKRUNNER_REQUEST_ID`` and
   ``HOOKRUNNER_PAYLOAD_PATH`` (a private temp file with the raw body, removed
   afterwards). The payload goes to stdin only when ``stdin: payload``.
+* ``files``: each entry's rendered content is written to a file of its own
+  (mode 0600, named after its variable) in a private directory (0700) made
+  for this run, and the variable holds the file's path. The directory goes
+  once the command has ended, however it ended (exit, timeout, cancel, engine
+  shutdown). After a hard kill of the engine the lease reaper of the engine
+  that replaces it on this host removes it (:func:`remove_files_of`). A
+  content that does not render (or is not base64 when it says so) fails the
+  execution before anything is written or started.
 * The child leads its own process group (session). Timeout and cancellation
   signal the whole group: SIGTERM, then SIGKILL after a grace period to every
   process still in the group (whether or not the leader has exited), so
@@ -25,8 +33,10 @@ Contract:
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -53,7 +63,10 @@ _POLL_SECONDS = 0.05
 
 
 def child_environment(
-    rendered_env: dict[str, str], ctx: RunContext, payload_path: str
+    rendered_env: dict[str, str],
+    ctx: RunContext,
+    payload_path: str,
+    file_paths: dict[str, str] | None = None,
 ) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -61,6 +74,7 @@ def child_environment(
         "LANG": os.environ.get("LANG", "C.UTF-8"),
     }
     env.update(rendered_env)
+    env.update(file_paths or {})
     env.update(
         HOOKRUNNER_EXECUTION_ID=ctx.execution_id,
         HOOKRUNNER_DELIVERY_ID=ctx.delivery_id or "",
@@ -175,18 +189,55 @@ def run_command(action: CommandAction, ctx: RunContext) -> RunResult:
     try:
         rendered = render_command(action, ctx.template_context)
     except TemplateRenderError as exc:
+        ctx.output.system(mask_secrets(f"not started: {exc}", ctx.secrets))
         return RunResult("failed", error=str(exc), retryable=False)
     details: dict[str, object] = {"argv": mask_secrets(rendered.argv, ctx.secrets)}
+    if rendered.files:
+        details["files"] = rendered.shown()["files"]
     if ctx.cancelled.is_set():
         return RunResult("cancelled", details=details)
+    files_dir = None
     fd, payload_path = tempfile.mkstemp(prefix="hookrunner-payload-")
     try:
         with os.fdopen(fd, "wb") as payload_file:
             payload_file.write(ctx.raw_body)
-        return _run(action, ctx, rendered, payload_path, details)
+        file_paths: dict[str, str] = {}
+        if rendered.files:
+            files_dir = tempfile.mkdtemp(prefix=f"{_FILES_PREFIX}{ctx.execution_id}-")
+            try:
+                file_paths = write_files(files_dir, rendered.files)
+            except OSError as exc:
+                message = f"cannot write the files: {exc.strerror or exc}"
+                ctx.output.system(message)
+                return RunResult("failed", error=message, details=details)
+        return _run(action, ctx, rendered, payload_path, details, file_paths)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(payload_path)
+        if files_dir is not None:
+            shutil.rmtree(files_dir, ignore_errors=True)
+
+
+_FILES_PREFIX = "hookrunner-files-"
+
+
+def remove_files_of(execution_id: str) -> None:
+    """Remove the files directory a dead process left behind for ``execution_id``."""
+    pattern = os.path.join(tempfile.gettempdir(), f"{_FILES_PREFIX}{glob.escape(execution_id)}-*")
+    for directory in glob.glob(pattern):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def write_files(directory: str, files: dict[str, bytes]) -> dict[str, str]:
+    """Write each file (0600) into ``directory``; the variable name -> path."""
+    paths = {}
+    for name, content in files.items():
+        path = os.path.join(directory, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(content)
+        paths[name] = path
+    return paths
 
 
 def _run(
@@ -195,9 +246,10 @@ def _run(
     rendered: RenderedCommand,
     payload_path: str,
     details: dict[str, object],
+    file_paths: dict[str, str],
 ) -> RunResult:
     argv = rendered.argv
-    env = child_environment(rendered.env, ctx, payload_path)
+    env = child_environment(rendered.env, ctx, payload_path, file_paths)
     try:
         child = spawn.start(
             argv,
