@@ -162,14 +162,18 @@ def measure(target: Target, round_no: int, workdir: Path, profile_path: Path) ->
         if isinstance(server, servers.Server):
             result["worker_memory_before"] = harness.memory(pid)
         before = machine.cpu_sample(roots)
+        server_cpu_before = machine.tree_cpu_seconds(roots)
         py_spy = common.py_spy if target.name == "hookrunner" else None
         with harness.profiling(py_spy, pid, profile_path, subprocesses=several) as profiled:
             sent = target.send("bench", args.count)
             timings = target.finished("bench", args.count)
         after = machine.cpu_sample(roots)
+        server_cpu = machine.tree_cpu_seconds(roots) - server_cpu_before
         result["foreign_cpus"] = machine.foreign_cpus(before, after)
         result["profile"] = str(profiled) if profiled else None
         result["burst"] = burst_figures(sent, timings, args.count)
+        # CPU per execution holds still when other processes share the machine, unlike exec/s.
+        result["burst"]["server_cpu_ms_per_execution"] = round(1000 * server_cpu / args.count, 3)
         probe = target.send("probe", args.probe_count, args.probe_rate)
         result["probe"] = probe_figures(probe, target.finished("probe", args.probe_count))
         if isinstance(server, servers.Server):
@@ -248,7 +252,11 @@ def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     def rate(target: str) -> list[float]:
         return [r[target]["burst"]["executions_per_s"] for r in rounds]
 
+    def cpu(target: str) -> list[float]:
+        return [r[target]["burst"]["server_cpu_ms_per_execution"] for r in rounds]
+
     ratios = [h / w for h, w in zip(rate("hookrunner"), rate("webhook"), strict=True)]
+    cpu_ratios = [h / w for h, w in zip(cpu("hookrunner"), cpu("webhook"), strict=True) if w]
     ratio = statistics.median(ratios)
     probe_p50 = [r["hookrunner"]["probe"]["created_to_exec_ms"]["p50"] for r in rounds]
     return {
@@ -258,6 +266,8 @@ def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
         "ratio": round(ratio, 4),
         "ratio_target": TARGET_RATIO,
         "ratio_met": ratio >= TARGET_RATIO,
+        "server_cpu_ms_per_execution": {target: cpu(target) for target in TARGETS},
+        "server_cpu_ratio": round(statistics.median(cpu_ratios), 3) if cpu_ratios else None,
         "received_to_process_started_p50_ms": probe_p50,
         "received_to_process_started_target_ms": PROBE_P50_TARGET_MS,
         "received_to_process_started_met": max(probe_p50) < PROBE_P50_TARGET_MS,
@@ -267,6 +277,7 @@ def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
 def print_report(rounds: list[dict[str, dict[str, Any]]], summary: dict[str, Any]) -> None:
     print(
         f"{'round':>5} {'target':<11} {'completed':>9} {'seconds':>8} {'exec/s':>8} {'foreign':>8}"
+        f" {'cpu ms/exec':>11}"
     )
     for index, pair in enumerate(rounds, start=1):
         for target in TARGETS:
@@ -274,6 +285,7 @@ def print_report(rounds: list[dict[str, dict[str, Any]]], summary: dict[str, Any
             print(
                 f"{index:>5} {target:<11} {burst['completed']:>9} {burst['seconds']:>8.2f}"
                 f" {burst['executions_per_s']:>8.1f} {pair[target]['foreign_cpus']:>8.2f}"
+                f" {burst['server_cpu_ms_per_execution']:>11.2f}"
             )
         hr = pair["hookrunner"]
         wait = hr["burst"]["created_to_started_ms"]
@@ -292,6 +304,8 @@ def print_report(rounds: list[dict[str, dict[str, Any]]], summary: dict[str, Any
             print(line)
     ratio = summary["ratio"]
     print("\n" + harness.ratio_verdict("executions/s hookrunner/webhook", ratio, TARGET_RATIO))
+    if summary["server_cpu_ratio"] is not None:
+        print(f"server CPU per execution hookrunner/webhook: {summary['server_cpu_ratio']:.2f}x")
     verdict = "met" if summary["received_to_process_started_met"] else "NOT met"
     print(
         f"received -> process started p50 {summary['received_to_process_started_p50_ms']} ms"

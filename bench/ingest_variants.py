@@ -114,11 +114,13 @@ def main_unpinned(
     variants: dict[str, dict[str, str]],
     baseline: str,
     report: Callable[[dict[str, Any]], None],
+    extra: Callable[[ingest.Params, Path, dict[str, Any]], None] | None = None,
 ) -> int:
     """A whole unpinned variants benchmark: options, rounds, table, ``report``, results file.
 
     ``report`` prints the script's own verdict lines from the summary (and may add
-    figures to it before it is written).
+    figures to it before it is written). ``extra``, when given, runs further
+    measurements in the same workspace after the rounds and adds them to the summary.
     """
     import machine
 
@@ -131,7 +133,9 @@ def main_unpinned(
     with harness.workspace(common) as workdir:
         described = machine.describe(workdir, common.root)
         rounds = run(base, variants, workdir)
-    summary = summarise(rounds, baseline)
+        summary = summarise(rounds, baseline)
+        if extra is not None:
+            extra(base, workdir, summary)
     print_rounds(rounds, baseline)
     report(summary)
     harness.write_results(

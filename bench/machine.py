@@ -158,6 +158,11 @@ def _process_ticks(pid: int) -> int:
     return sum(int(value) for value in fields[11:15])
 
 
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds used so far by the process trees under ``roots`` (reaped children too)."""
+    return sum(_process_ticks(pid) for root in roots for pid in descendants(root)) / _HZ
+
+
 @dataclass(frozen=True)
 class CpuSample:
     wall: float

@@ -68,3 +68,16 @@ def test_unreachable_store_is_service_unavailable(tmp_path: Path) -> None:
         pass
     assert excinfo.value.status == 503
     assert excinfo.value.headers["Retry-After"]
+
+
+def test_one_process_of_many_checkpoints_a_database_file(tmp_path: Path) -> None:
+    from app.store.sqlite.database import _CheckpointLock
+
+    path = str(tmp_path / "hookrunner.db.checkpoint.lock")
+    first, second = _CheckpointLock(path), _CheckpointLock(path)
+    assert first.held()
+    assert not second.held()  # a second open of the lock file: another process's view
+    assert first.held()  # kept while it runs
+    first.release()  # that process ended
+    assert second.held()
+    second.release()

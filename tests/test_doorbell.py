@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from app.live.notifier import TRIGGERS
-from app.store.sqlite.doorbell import DoorbellBackend, doorbell_directory
+from app.store.sqlite.doorbell import DoorbellBackend, _datagrams, doorbell_directory
 from app.wiring import components
 from tests.conftest import trigger_document, wait_for
 
@@ -38,10 +38,22 @@ def test_a_ring_reaches_every_other_process_but_not_the_sender(tmp_path: Path) -
         bells[0].publish("exec-1")
         wait_for(lambda: inboxes[1].topics == ["exec-1"] and inboxes[2].topics == ["exec-1"])
         assert inboxes[0].topics == []
+        for topic in ("exec-2", "*"):  # sent together when published together
+            bells[1].publish(topic)
+        wait_for(lambda: "*" in inboxes[0].topics and "*" in inboxes[2].topics)
+        assert set(inboxes[0].topics) == {"exec-2", "*"}
+        assert set(inboxes[2].topics) == {"exec-1", "exec-2", "*"}
     finally:
         for bell in bells:
             bell.stop()
     assert list(directory.iterdir()) == []  # each stopped process removed its socket
+
+
+def test_topics_published_together_share_datagrams_within_the_size_limit() -> None:
+    assert _datagrams(["exec-1", "*", "~work"]) == [b"exec-1\n*\n~work"]
+    big = ["x" * 3000, "y" * 3000, "z"]
+    assert _datagrams(big) == [b"x" * 3000, b"y" * 3000 + b"\nz"]
+    assert _datagrams(["a\nb"]) == [b"a b"]  # a newline never splits one topic in two
 
 
 def test_the_socket_of_a_dead_process_is_removed(tmp_path: Path) -> None:
@@ -55,7 +67,7 @@ def test_the_socket_of_a_dead_process_is_removed(tmp_path: Path) -> None:
     bell.start(lambda _topic: None)
     try:
         bell.publish("anything")
-        assert not dead.exists()
+        wait_for(lambda: not dead.exists())
     finally:
         bell.stop()
 

@@ -30,7 +30,7 @@ from app.execution import leases
 from app.execution.run import ExecutionRun
 from app.live.notifier import ALL, CANCEL, WORK, Notifier
 from app.outbound.breakers import BreakerRegistry
-from app.store import Database, executions
+from app.store import Database
 from app.store import execution_queue as queue
 from app.triggers.registry import CompiledTrigger, TriggerRegistry
 
@@ -210,8 +210,7 @@ class Engine:
     # --- running one execution ------------------------------------------------------
 
     def _execute(self, claim: queue.Claim, trigger: CompiledTrigger, holder: _Running) -> None:
-        execution_id = claim.execution_id
-        row = executions.get(self.db, execution_id)
+        execution_id, row = claim.execution_id, claim.row
         tokens = (
             request_id_var.set(row.request_id),
             execution_id_var.set(execution_id),

@@ -29,7 +29,7 @@ from app.execution.runners.base import RunContext, RunResult
 from app.ingest.payloads import parse_for_trigger
 from app.live.notifier import ALL, Notifier
 from app.outbound.breakers import BreakerRegistry
-from app.store import Database, execution_logs, executions
+from app.store import Connection, Database, execution_logs
 from app.store import deliveries as deliveries_sql
 from app.store import execution_queue as queue
 from app.store.deliveries import DeliveryRecord
@@ -161,22 +161,22 @@ class ExecutionRun:
         output: OutputBuffer,
         secrets: list[str],
     ) -> None:
-        current = executions.get(self.db, row.id)
         finished_at = utc_now_iso()
-        report = dict(current.report)
+        report = dict(row.report)  # the row as claimed: nothing else writes it meanwhile
         report.update(
             attempt=row.attempt,
-            started_at=current.started_at,
+            started_at=row.started_at,
             finished_at=finished_at,
-            queue_wait_ms=ms_between(current.created_at, current.started_at),
-            duration_ms=ms_between(current.started_at, finished_at),
+            queue_wait_ms=ms_between(row.created_at, row.started_at),
+            duration_ms=ms_between(row.started_at, finished_at),
             status=result.status,
             exit_code=result.exit_code,
             output_bytes=output.bytes,
             output_truncated=output.dropped_bytes > 0,
             action=result.details,
         )
-        with self.db.write() as conn:
+
+        def finish(conn: Connection) -> tuple[bool, str | None]:
             finished = queue.finish(
                 conn,
                 row.id,
@@ -186,13 +186,15 @@ class ExecutionRun:
                 error=result.error,
                 report=report,
             )
-            retry_id = (
-                schedule_retry(
-                    conn, row, trigger.document.retry, result.status, retryable=result.retryable
-                )
-                if finished
-                else None
+            if not finished:
+                return False, None
+            retry = schedule_retry(
+                conn, row, trigger.document.retry, result.status, retryable=result.retryable
             )
+            return True, retry
+
+        # Concurrent executions' outcomes share one commit (SQLite's group commit).
+        finished, retry_id = self.db.write_grouped(finish)
         self.notifier.notify(row.id)
         self.notifier.notify(ALL)
         self._log_outcome(row.id, result, report, retry_id, finished, secrets)

@@ -12,9 +12,12 @@ Protocol every implementation keeps:
 * :meth:`Database.write` runs its block in one short transaction that takes the
   write locks it needs up front; commit on success, roll back on any error.
   Nothing may yield (network, sleep, subprocess) inside it.
-* :meth:`Database.ingest` runs one ingest transaction (dedup claim, delivery,
-  queued execution): SQLite shares one commit among concurrent callers
+* :meth:`Database.write_grouped` runs a write function whose caller only needs
+  it committed, not alone: SQLite shares one commit among concurrent callers
   (group commit), PostgreSQL runs a plain transaction on a pooled connection.
+  The function only executes SQL on the connection it is given (no I/O, no
+  logging, no waiting). :meth:`Database.ingest` (dedup claim, delivery, queued
+  execution) and an execution's outcome are written this way.
 * A driver error that means "the store is unavailable" becomes
   :class:`~app.errors.ServiceUnavailable`; a constraint violation becomes
   :class:`IntegrityError`, whatever the driver.
@@ -65,10 +68,14 @@ class Database(ABC):
     def write(self) -> AbstractContextManager[Connection]:
         """Run the block in one short transaction; commit or roll back."""
 
-    def ingest(self, fn: Callable[[Connection], T]) -> T:
-        """Run one ingest transaction; return ``fn``'s result once it is committed."""
+    def write_grouped(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a write transaction (maybe shared); its result once committed."""
         with self.write() as conn:
             return fn(conn)
+
+    def ingest(self, fn: Callable[[Connection], T]) -> T:
+        """Run one ingest transaction; return ``fn``'s result once it is committed."""
+        return self.write_grouped(fn)
 
     @abstractmethod
     def describe(self) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 from app.clock import ms_between, utc_now_iso
 from app.errors import Conflict, NotFound
 from app.store.base import Connection, Database
+from app.store.executions import FULL_COLUMNS, ExecutionRow
 
 
 def triggers_with_work(db: Database) -> list[str]:
@@ -36,10 +37,21 @@ def triggers_with_work(db: Database) -> list[str]:
 
 @dataclass(frozen=True)
 class Claim:
-    """One execution this worker now runs, and the token every later write presents."""
+    """One execution this worker now runs, as the claim left it (no re-read needed).
 
-    execution_id: str
-    token: str
+    ``row.claim_token`` is the token every later write of this attempt presents.
+    """
+
+    row: ExecutionRow
+
+    @property
+    def execution_id(self) -> str:
+        return self.row.id
+
+    @property
+    def token(self) -> str:
+        assert self.row.claim_token is not None
+        return self.row.claim_token
 
 
 _RUNNING = "SELECT COUNT(*) FROM executions WHERE trigger = ? AND status = 'running'"
@@ -47,7 +59,8 @@ _RUNNING = "SELECT COUNT(*) FROM executions WHERE trigger = ? AND status = 'runn
 # The candidates are chosen in a MATERIALIZED CTE so the planner cannot turn the LIMIT
 # into a nested loop that updates more rows than asked for; SKIP LOCKED lets other
 # claimers take other rows instead of waiting for these.
-_CLAIM_PG = """
+_RETURNING_PG = ", ".join(f"executions.{name}" for name in FULL_COLUMNS.split(", "))
+_CLAIM_PG = f"""
 WITH candidates AS MATERIALIZED (
     SELECT id FROM executions
     WHERE trigger = ? AND status = 'queued' AND (run_after IS NULL OR run_after <= ?)
@@ -58,12 +71,13 @@ WITH candidates AS MATERIALIZED (
 UPDATE executions SET status = 'running', owner = ?, heartbeat_at = ?, started_at = ?,
     status_changed_at = ?, claim_token = md5(random()::text || executions.id)
 FROM candidates WHERE executions.id = candidates.id
-RETURNING executions.id, executions.claim_token
+RETURNING {_RETURNING_PG}
 """
 
 _CLAIM_ONE = (
     "UPDATE executions SET status = 'running', owner = ?, heartbeat_at = ?, started_at = ?,"
-    " status_changed_at = ?, claim_token = ? WHERE id = ? AND status = 'queued' RETURNING id"
+    " status_changed_at = ?, claim_token = ? WHERE id = ? AND status = 'queued'"
+    f" RETURNING {FULL_COLUMNS}"
 )
 
 
@@ -87,7 +101,7 @@ def claim_batch(
             return []
         if db.dialect == "postgresql":
             rows = conn.execute(_CLAIM_PG, (trigger, now, room, owner, now, now, now)).fetchall()
-            return [Claim(str(row[0]), str(row[1])) for row in rows]
+            return [Claim(ExecutionRow.from_row(row)) for row in rows]
         candidates = conn.execute(
             "SELECT id FROM executions WHERE trigger = ? AND status = 'queued'"
             " AND (run_after IS NULL OR run_after <= ?) ORDER BY created_at, id LIMIT ?",
@@ -97,8 +111,9 @@ def claim_batch(
         for (execution_id,) in candidates:
             token = uuid.uuid4().hex
             params = (owner, now, now, now, token, execution_id)
-            if conn.execute(_CLAIM_ONE, params).fetchone() is not None:
-                claims.append(Claim(str(execution_id), token))
+            claimed = conn.execute(_CLAIM_ONE, params).fetchone()
+            if claimed is not None:
+                claims.append(Claim(ExecutionRow.from_row(claimed)))
         return claims
 
 

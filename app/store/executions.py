@@ -92,14 +92,15 @@ class ExecutionRow:
         return view
 
 
-_FULL = f"{_SUMMARY}, owner, heartbeat_at, report, claim_token"
+# Every column of an ExecutionRow, in its order (claims return them too).
+FULL_COLUMNS = f"{_SUMMARY}, owner, heartbeat_at, report, claim_token"
 
 
 def get(db: Database, execution_id: str) -> ExecutionRow:
     """One execution; raises NotFound."""
     with db.read() as conn:
         row = conn.execute(
-            f"SELECT {_FULL} FROM executions WHERE id = ?", (execution_id,)
+            f"SELECT {FULL_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
     if row is None:
         raise NotFound(f"no execution with id {execution_id!r}")
@@ -109,7 +110,8 @@ def get(db: Database, execution_id: str) -> ExecutionRow:
 def running(db: Database) -> list[ExecutionRow]:
     """Every running execution with its lease, for the reaper."""
     with db.read() as conn:
-        rows = conn.execute(f"SELECT {_FULL} FROM executions WHERE status = 'running'").fetchall()
+        sql = f"SELECT {FULL_COLUMNS} FROM executions WHERE status = 'running'"
+        rows = conn.execute(sql).fetchall()
     return [ExecutionRow.from_row(row) for row in rows]
 
 

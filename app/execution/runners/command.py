@@ -257,6 +257,7 @@ def _run(
             action.cwd,
             with_stdin=action.stdin == "payload",
             merge_stderr=action.stderr == "merge",
+            on_spawned=_guard_group,
         )
     except OSError as exc:
         message = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
@@ -268,13 +269,17 @@ def _run(
         return RunResult("failed", error=message, details=details, retryable=False)
     details["pid"] = child.pid
     try:
-        guard.watch(child.pid)
-    except OSError:  # the command still runs, unguarded should this worker die
-        log.warning("cannot start the process-group guard", exc_info=True)
-    try:
         return _follow(child, action, ctx, details)
     finally:
         guard.release(child.pid)
+
+
+def _guard_group(pid: int) -> None:
+    """Register the new command's process group with the guard (called on spawn)."""
+    try:
+        guard.watch(pid)
+    except OSError:  # the command still runs, unguarded should this worker die
+        log.warning("cannot start the process-group guard", exc_info=True)
 
 
 def _follow(

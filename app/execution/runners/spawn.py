@@ -89,7 +89,12 @@ def _executable(program: str, env: dict[str, str]) -> str:
 
 
 def _popen(
-    argv: list[str], env: dict[str, str], cwd: str, with_stdin: bool, merge_stderr: bool
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str,
+    with_stdin: bool,
+    merge_stderr: bool,
+    on_spawned: Callable[[int], None],
 ) -> Child:
     process = subprocess.Popen(
         argv,
@@ -100,6 +105,7 @@ def _popen(
         env=env,
         start_new_session=True,
     )
+    on_spawned(process.pid)
     assert process.stdout is not None
     return Child(process.pid, process.stdin, process.stdout, process.stderr, process.wait)
 
@@ -110,14 +116,18 @@ def start(
     cwd: str | None,
     with_stdin: bool,
     merge_stderr: bool = False,
+    on_spawned: Callable[[int], None] = lambda _pid: None,
 ) -> Child:
     """Start ``argv`` (no shell) in a new session; raises OSError when it cannot start.
 
     With ``merge_stderr`` the child's stderr is its stdout pipe (one pipe: the
-    exact order of both) and :attr:`Child.stderr` is None.
+    exact order of both) and :attr:`Child.stderr` is None. ``on_spawned(pid)``
+    runs the moment the process exists, before anything that could yield to
+    another greenlet (the command guard registers the group there, so a kill
+    of this process during the rest of the set-up still leaves no command).
     """
     if cwd is not None:
-        return _popen(argv, env, cwd, with_stdin, merge_stderr)
+        return _popen(argv, env, cwd, with_stdin, merge_stderr, on_spawned)
     path = _executable(argv[0], env)
     out_r, out_w = os.pipe()
     err_r, err_w = (-1, -1) if merge_stderr else os.pipe()
@@ -136,6 +146,7 @@ def start(
     _prepare_child_watching()
     try:
         pid = os.posix_spawn(path, argv, env, file_actions=actions, setsid=True)
+        on_spawned(pid)
         wait = _exit_waiter(pid)
     except BaseException:
         for fd in (out_r, err_r, in_w):

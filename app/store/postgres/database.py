@@ -13,6 +13,11 @@ Same protocol as every store (:mod:`app.store.base`), with PostgreSQL's means:
   of the worker. :func:`check_wait_function` refuses to run with the blocking
   one inside a patched process (Gunicorn's gevent worker patches before it
   loads the app, so importing psycopg lazily here is enough).
+* A borrowed connection is checked (one empty round trip) only when it has been
+  idle for :data:`CHECK_IDLE_SECONDS` or more: a busy worker's connections were
+  just used, and checking each borrow would add a round trip to every
+  transaction. A connection that broke since its last use fails that one block
+  (503); the pool then replaces it.
 * Connection failures become :class:`~app.errors.ServiceUnavailable` (503 with
   ``Retry-After``); constraint violations :class:`~app.store.base.IntegrityError`.
 """
@@ -22,6 +27,8 @@ from __future__ import annotations
 import functools
 import re
 import sys
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -32,6 +39,7 @@ from app.store.base import Connection, Cursor, Database, IntegrityError
 
 _QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?|%")
 MIGRATION_LOCK_KEY = 7_250_437_610  # pg_advisory_xact_lock key of the migration runner
+CHECK_IDLE_SECONDS = 5.0
 
 
 @functools.lru_cache(maxsize=2048)
@@ -120,6 +128,7 @@ class PostgresDatabase(Database):
         self.connect_timeout = connect_timeout
         self._pool: Any = None
         self._notify: Any = None
+        self._last_used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
     def _get_pool(self) -> Any:
         if self._pool is None:
@@ -136,7 +145,7 @@ class PostgresDatabase(Database):
                 max_size=self.pool_size,
                 kwargs={"autocommit": True, "connect_timeout": self.connect_timeout},
                 configure=configure,
-                check=ConnectionPool.check_connection,
+                check=self._check_if_idle,
                 timeout=self.connect_timeout * 2,
                 open=False,
                 name="hookrunner",
@@ -144,6 +153,14 @@ class PostgresDatabase(Database):
             pool.open(wait=False)
             self._pool = pool
         return self._pool
+
+    def _check_if_idle(self, conn: Any) -> None:
+        """The pool's check on borrowing: a round trip only for a connection idle a while."""
+        used = self._last_used.get(conn)
+        if used is None or time.monotonic() - used >= CHECK_IDLE_SECONDS:
+            from psycopg_pool import ConnectionPool
+
+            ConnectionPool.check_connection(conn)
 
     @contextmanager
     def _borrow(self) -> Iterator[Any]:
@@ -153,6 +170,7 @@ class PostgresDatabase(Database):
         try:
             with self._get_pool().connection() as raw:
                 yield raw
+                self._last_used[raw] = time.monotonic()
         except PoolTimeout as exc:
             raise ServiceUnavailable("store unavailable: no database connection") from exc
         except psycopg.OperationalError as exc:

@@ -25,13 +25,18 @@ whichever commit crosses the auto-checkpoint size and stall the whole gevent
 worker. :meth:`Database.start_checkpointer` turns automatic checkpoints off
 for this process's connections and runs ``PRAGMA wal_checkpoint(PASSIVE)``
 from a native OS thread instead; sqlite releases the GIL while it works, so
-requests keep flowing.
+requests keep flowing. Of all the processes on one file (web workers, engine
+processes) only the one holding an exclusive ``flock`` on
+``<db>.checkpoint.lock`` checkpoints; the others try for the lock each round, so
+one takes over when that process ends.
 Driver errors that mean "the store is unavailable" become
 :class:`~app.errors.ServiceUnavailable` (503 with ``Retry-After``).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -143,7 +148,7 @@ class SQLiteDatabase(Database):
                 raise
             conn.execute("COMMIT")
 
-    def ingest(self, fn: Callable[[Connection], T]) -> T:
+    def write_grouped(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in the next group commit (:mod:`app.store.sqlite.group_commit`)."""
         if self._committer is None:
             from app.store.sqlite.group_commit import GroupCommitter
@@ -244,12 +249,48 @@ class _Checkpointer:
         # Only native primitives here (no logging, no gevent locks): this is not a greenlet.
         sleep = _native("time", "sleep")
         conn = sqlite3.connect(self._db.path, timeout=self._db.busy_timeout_ms / 1000)
+        lock = _CheckpointLock(self._db.path + ".checkpoint.lock")
         try:
             while not self._stop:
                 sleep(self._interval)
+                if not lock.held():
+                    continue  # another process checkpoints this file
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error:  # busy or locked: the next round catches up
                     self.skipped += 1
         finally:
+            lock.release()
             conn.close()
+
+
+class _CheckpointLock:
+    """An exclusive ``flock`` deciding which process checkpoints a database file.
+
+    A lock file that cannot be opened (read-only directory) counts as held:
+    every process then checkpoints, as before there was a lock.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def held(self) -> bool:
+        if self._fd is not None:
+            return True
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None

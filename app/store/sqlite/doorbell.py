@@ -7,9 +7,13 @@ workers, engine processes, CLI commands - shares one *doorbell directory*:
 * Each process binds one datagram socket there, named after its pid and a
   random suffix, and a listener thread (a greenlet under gevent) hands every
   datagram it receives - one topic, UTF-8 - to the notifier.
-* :meth:`~DoorbellBackend.publish` sends the topic to every other socket in the
+* :meth:`~DoorbellBackend.publish` hands the topic to a sender thread (a
+  greenlet under gevent), which sends everything published meanwhile as one
+  datagram - topics separated by newlines - to every other socket in the
   directory, without blocking: a full receive buffer or a peer that just went
   away drops the hint (followers poll as well, so a lost hint only delays).
+  The execution ids, the feed and the work topic of a busy engine thus cost one
+  ``sendto`` per peer per hub turn, not one per topic.
   A socket nobody listens on any more (its process was killed) answers
   ``ECONNREFUSED`` and is removed.
 * The directory listing is cached for :data:`PEERS_REFRESH_SECONDS`, so a
@@ -68,8 +72,10 @@ class DoorbellBackend:
         self._peers: list[str] = []
         self._peers_read_at = 0.0
         self._lock = threading.Lock()
+        self._pending: dict[str, None] = {}  # topics to send, in the order published
+        self._kick = threading.Event()
         self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -86,18 +92,23 @@ class DoorbellBackend:
             receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             receiver.bind(str(path))
             receiver.settimeout(1.0)  # wakes to notice stop()
-            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            # Never blocks, so the unpatched socket does: it skips gevent's wrapper.
+            sender = _native_socket()(socket.AF_UNIX, socket.SOCK_DGRAM)
             sender.setblocking(False)
         except OSError as exc:
             log.warning("doorbell unavailable (%s); other processes are polled", exc)
             return
         self._path, self._receiver, self._sender = path, receiver, sender
-        self._thread = start_thread(self._listen_loop, fresh=True, name="hookrunner-doorbell")
+        self._threads = [
+            start_thread(self._listen_loop, fresh=True, name="hookrunner-doorbell"),
+            start_thread(self._send_loop, fresh=True, name="hookrunner-doorbell-send"),
+        ]
 
     def stop(self) -> None:
         self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(3)
+        self._kick.set()
+        for thread in self._threads:
+            thread.join(3)
         for sock in (self._receiver, self._sender):
             if sock is not None:
                 sock.close()
@@ -109,11 +120,27 @@ class DoorbellBackend:
     # --- publishing -----------------------------------------------------------------
 
     def publish(self, topic: str) -> None:
-        """Ring every other process once with ``topic``; never blocks, never raises."""
+        """Ring every other process with ``topic`` soon; never blocks, never raises."""
+        if self._sender is None:
+            return
+        with self._lock:
+            self._pending[topic] = None
+        self._kick.set()
+
+    def _send_loop(self) -> None:
+        while not self._stopped.is_set():
+            self._kick.wait(1.0)
+            self._kick.clear()
+            with self._lock:
+                topics, self._pending = list(self._pending), {}
+            if topics:
+                for datagram in _datagrams(topics):
+                    self._ring(datagram)
+
+    def _ring(self, data: bytes) -> None:
         sender = self._sender
         if sender is None:
             return
-        data = topic.encode()[:_MAX_DATAGRAM]
         for peer in self._current_peers():
             try:
                 sender.sendto(data, peer)
@@ -161,10 +188,32 @@ class DoorbellBackend:
                 log.warning("doorbell receive failed", exc_info=True)
                 self._stopped.wait(0.5)
                 continue
-            topic = data.decode(errors="replace")
-            if not topic:
-                continue
-            try:
-                self.deliver(topic)
-            except Exception:
-                log.exception("notification handler failed")
+            for topic in data.decode(errors="replace").split("\n"):
+                if not topic:
+                    continue
+                try:
+                    self.deliver(topic)
+                except Exception:
+                    log.exception("notification handler failed")
+
+
+def _datagrams(topics: list[str]) -> list[bytes]:
+    """``topics`` joined by newlines into as few datagrams as fit (a longer topic is cut)."""
+    datagrams: list[bytes] = []
+    current = b""
+    for topic in topics:
+        data = topic.replace("\n", " ").encode()[:_MAX_DATAGRAM]
+        if current and len(current) + 1 + len(data) > _MAX_DATAGRAM:
+            datagrams.append(current)
+            current = b""
+        current = current + b"\n" + data if current else data
+    if current:
+        datagrams.append(current)
+    return datagrams
+
+
+def _native_socket() -> type[socket.socket]:
+    """The standard library's socket class, even in a gevent-patched process."""
+    from gevent import monkey
+
+    return monkey.get_original("socket", "socket")  # type: ignore[no-any-return]
