@@ -404,3 +404,11 @@ def test_json_indented_with_tabs_is_read() -> None:
     assert document["action"]["argv"] == ["/usr/local/bin/tabbed.sh", "a/b é"]
     with pytest.raises(HooksFileError, match="line 2, column 1"):
         read_hooks("- id: [\n")
+
+
+def test_a_hook_apply_would_refuse_is_not_converted() -> None:
+    headers = [{"name": "Bad Header", "value": "1"}]
+    hooks = [{"id": "x", "execute-command": "/x", "response-headers": headers}]
+    result = convert_hooks(hooks)
+    assert not result.documents
+    assert result.reports[0].errors[0].startswith("response.headers.Bad Header")

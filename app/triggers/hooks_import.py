@@ -46,10 +46,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import yaml
+from pydantic import ValidationError
 
 from app.redaction import is_sensitive_header, is_sensitive_query_param
 from app.triggers.response_schema import METHODS
-from app.triggers.schema import NAME_PATTERN
+from app.triggers.schema import NAME_PATTERN, TriggerDocument
 
 MISMATCH_BODY = "Hook rules were not satisfied."
 RULE_ERROR_BODY = "Error occurred while evaluating hook rules."
@@ -69,6 +70,7 @@ EVERY_HOOK = (
     " starts every command at once",
 )
 _NAME = re.compile(NAME_PATTERN)
+_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # as app.triggers.files
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # {{ getenv "NAME" }}, optionally piped to js (escaping for a JSON string, which the
 # JSON parser undoes: the value is the variable's either way)
@@ -726,7 +728,34 @@ def convert_hook(hook: Any, index: int) -> tuple[dict[str, Any] | None, HookRepo
         return None, report
     if rules is not None:
         document["rules"] = rules
+    problems = _validation_problems(document)
+    if problems:
+        report.errors.extend(problems)
+        return None, report
     return document, report
+
+
+def _placeholders_filled(value: Any) -> Any:
+    """``value`` as ``apply`` would see it, with a stand-in for every ``${NAME}``."""
+    if isinstance(value, str):
+        return _REFERENCE.sub(lambda m: "${" if m.group(1) is None else "x", value)
+    if isinstance(value, dict):
+        return {key: _placeholders_filled(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_placeholders_filled(item) for item in value]
+    return value
+
+
+def _validation_problems(document: dict[str, Any]) -> list[str]:
+    """Why ``apply`` would refuse the document (what the conversion could not make valid)."""
+    try:
+        TriggerDocument.model_validate(_placeholders_filled(document))
+    except ValidationError as exc:
+        return [
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        ]
+    return []
 
 
 def convert_hooks(hooks: list[Any]) -> ImportResult:
