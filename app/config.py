@@ -113,6 +113,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For/Forwarded is believed
     triggers_file: str | None = None  # a triggers-as-code file applied at start-up
     alert_signing_secret: str | None = None  # signs failure notifications to ALERT_WEBHOOK_URL
+    session_secret: str | None = None  # signs dashboard sessions; unset: one kept in the store
+    session_max_age_seconds: int = 12 * 3600
+    session_cookie_secure: bool = False  # Secure cookies even over plain HTTP (behind TLS proxies)
 
     @property
     def database_dialect(self) -> str:
@@ -275,6 +278,11 @@ def load_settings(
         trusted_proxies=_env_cidrs(env, "TRUSTED_PROXIES"),
         triggers_file=_env_str(env, "TRIGGERS_FILE", None),
         alert_signing_secret=_env_str(env, "ALERT_SIGNING_SECRET", None),
+        session_secret=_env_str(env, "SESSION_SECRET", None),
+        session_max_age_seconds=_env_int(
+            env, "SESSION_MAX_AGE_SECONDS", d.session_max_age_seconds, 60, unit="seconds"
+        ),
+        session_cookie_secure=_env_bool(env, "SESSION_COOKIE_SECURE", d.session_cookie_secure),
     )
     if overrides:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
