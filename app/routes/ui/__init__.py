@@ -141,7 +141,14 @@ def root() -> Response:
 
 
 def register_ui(app: Flask) -> None:
-    from app.routes.ui import auth, overview  # noqa: F401 - each adds its routes to bp
+    from app.routes.ui import (  # noqa: F401 - each adds its routes to bp
+        auth,
+        dedup_keys,
+        deliveries,
+        executions,
+        overview,
+        triggers,
+    )
     from app.wiring import components
 
     built = components(app)
