@@ -302,3 +302,35 @@ def test_dedup_keys_list_and_forget(client: FlaskClient, db: Database, make_trig
     assert forgot.status_code == 303
     assert "delivery:d-1" not in client.get("/ui/dedup-keys").text
     assert send_push(client, "d-1")["status"] == "accepted"  # runs again
+
+
+def test_overview_counts_queue_and_daily_chart(
+    client: FlaskClient, db: Database, make_trigger: Any
+) -> None:
+    from datetime import timedelta
+
+    from app.clock import utc_now
+    from app.store import metrics as metrics_sql
+
+    make_trigger()
+    send_push(client, "d-1")
+    yesterday = (utc_now().date() - timedelta(days=1)).isoformat()
+    earlier = (utc_now().date() - timedelta(days=2)).isoformat()
+    with db.write() as conn:
+        for day, ok, bad in ((earlier, 4, 1), (yesterday, 2, 0)):
+            metrics_sql.upsert_day(
+                conn,
+                day,
+                [
+                    {"trigger": "deploy", "kind": "execution", "key": "succeeded", "count": ok},
+                    {"trigger": "deploy", "kind": "execution", "key": "failed", "count": bad},
+                    {"trigger": "deploy", "kind": "delivery", "key": "accepted", "count": ok + bad},
+                ],
+            )
+    sign_in(client, create_token(db, "viewer", "viewer"))
+    page = client.get("/ui/").text
+    assert '<span class="badge o-accepted">accepted</span> <strong>1</strong>' in page
+    assert '<a href="/ui/triggers/deploy">deploy</a></th><td>1</td><td>0</td>' in page  # queued
+    assert page.count('<rect class="ok"') == 2
+    assert f"{earlier}: 4 succeeded, 1 other, 5 deliveries" in page
+    assert '<rect class="bad" x="1.0" y="0.0"' in page  # the tallest day fills the chart
