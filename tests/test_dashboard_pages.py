@@ -333,4 +333,4 @@ def test_overview_counts_queue_and_daily_chart(
     assert '<a href="/ui/triggers/deploy">deploy</a></th><td>1</td><td>0</td>' in page  # queued
     assert page.count('<rect class="ok"') == 2
     assert f"{earlier}: 4 succeeded, 1 other, 5 deliveries" in page
-    assert '<rect class="bad" x="1.0" y="0.0"' in page  # the tallest day fills the chart
+    assert re.search(r'<rect class="bad" x="\d+" y="0.0"', page)  # the tallest day fills it

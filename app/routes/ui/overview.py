@@ -7,6 +7,7 @@ the chart is an SVG drawn on the server from the daily rollups (no script needed
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
 from flask import render_template
@@ -18,37 +19,49 @@ from app.store import metrics as metrics_sql
 from app.wiring import components
 
 HISTORY_DAYS = 30
-CHART_HEIGHT = 120.0
+CHART_HEIGHT = 80.0
+BAR_SLOT = 10
 SUCCESS = ("succeeded",)
 
 
-def daily_chart(daily: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per day: executions that succeeded and that did not, as SVG bar geometry."""
-    days: dict[str, dict[str, int]] = defaultdict(lambda: {"ok": 0, "bad": 0, "deliveries": 0})
+def daily_chart(daily: list[dict[str, Any]], days: int = HISTORY_DAYS) -> dict[str, Any]:
+    """One slot per day up to yesterday: executions that succeeded and that did not, as SVG
+    bar geometry (days without rollups stay empty)."""
+    today = utc_now().date()
+    slots = [(today - timedelta(days=back)).isoformat() for back in range(days, 0, -1)]
+    counts: dict[str, dict[str, int]] = {day: {"ok": 0, "bad": 0, "deliveries": 0} for day in slots}
     for row in daily:
+        found = counts.get(row["day"])
+        if found is None:
+            continue
         if row["kind"] == "execution":
-            days[row["day"]]["ok" if row["key"] in SUCCESS else "bad"] += int(row["count"])
+            found["ok" if row["key"] in SUCCESS else "bad"] += int(row["count"])
         elif row["kind"] == "delivery":
-            days[row["day"]]["deliveries"] += int(row["count"])
-    ordered = sorted(days.items())
-    peak = max((d["ok"] + d["bad"] for _, d in ordered), default=0) or 1
-    width = 10.0
+            found["deliveries"] += int(row["count"])
+    peak = max((c["ok"] + c["bad"] for c in counts.values()), default=0) or 1
     bars = []
-    for index, (day, counts) in enumerate(ordered):
-        ok_h = counts["ok"] / peak * CHART_HEIGHT
-        bad_h = counts["bad"] / peak * CHART_HEIGHT
+    for index, day in enumerate(slots):
+        c = counts[day]
+        ok_h = round(c["ok"] / peak * CHART_HEIGHT, 2)
+        bad_h = round(c["bad"] / peak * CHART_HEIGHT, 2)
         bars.append(
             {
                 "day": day,
-                "x": index * width + 1,
-                "ok_y": CHART_HEIGHT - ok_h,
+                "x": index * BAR_SLOT + 1,
+                "ok_y": round(CHART_HEIGHT - ok_h, 2),
                 "ok_h": ok_h,
-                "bad_y": CHART_HEIGHT - ok_h - bad_h,
+                "bad_y": round(CHART_HEIGHT - ok_h - bad_h, 2),
                 "bad_h": bad_h,
-                **counts,
+                **c,
             }
         )
-    return {"bars": bars, "width": max(len(bars), 1) * width, "height": CHART_HEIGHT, "peak": peak}
+    return {
+        "bars": bars,
+        "width": days * BAR_SLOT,
+        "height": CHART_HEIGHT,
+        "peak": peak,
+        "empty": all(c["ok"] + c["bad"] + c["deliveries"] == 0 for c in counts.values()),
+    }
 
 
 def _age(timestamp: str | None) -> str:
