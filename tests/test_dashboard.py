@@ -75,6 +75,20 @@ def test_cookie_is_secure_over_https_or_when_configured(make_app: Any) -> None:
     )
     assert "Secure" in response.headers["Set-Cookie"]
 
+    proxied = make_app(trusted_proxies=("127.0.0.1/32",)).test_client()
+    https = {"X-Forwarded-Proto": "https"}
+    form = proxied.get("/ui/login", headers=https)
+    response = proxied.post(
+        "/ui/login", headers=https, data={"token": token, "csrf_token": csrf_of(form.text)}
+    )
+    assert "Secure" in response.headers["Set-Cookie"]
+    # The same header from a peer that is not a trusted proxy proves nothing.
+    form = client.get("/ui/login", headers=https)
+    response = client.post(
+        "/ui/login", headers=https, data={"token": token, "csrf_token": csrf_of(form.text)}
+    )
+    assert "Secure" not in response.headers["Set-Cookie"]
+
     forced = make_app(session_cookie_secure=True).test_client()
     form = forced.get("/ui/login")
     response = forced.post("/ui/login", data={"token": token, "csrf_token": csrf_of(form.text)})

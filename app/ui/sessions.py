@@ -1,14 +1,15 @@
 """Dashboard sessions: a signed, expiring cookie that names a token, never holds one.
 
 Signing in with an admin or viewer token sets ``hookrunner_session`` (path
-``/ui``, ``HttpOnly``, ``SameSite=Strict``, ``Secure`` over HTTPS or with
+``/ui``, ``HttpOnly``, ``SameSite=Strict``; ``Secure`` over HTTPS, behind a
+proxy in ``TRUSTED_PROXIES`` that says ``X-Forwarded-Proto: https``, or with
 ``SESSION_COOKIE_SECURE=1``). Its value is signed with itsdangerous and holds
 the token's id (never the token), a per-session CSRF token and the sign-in
 time; it expires after ``SESSION_MAX_AGE_SECONDS``. Every request re-checks
 that the token still exists and is not revoked, and takes its role from the
 store, so revoking a token ends its sessions on every worker and host at once.
 ``ADMIN_TOKEN`` signs in as ``env:<digest prefix>``, valid while the variable
-holds the same token.
+holds the same token. Signing out clears the cookie.
 
 The signing key is ``SESSION_SECRET``; unset, one random key is made on first
 use and kept in the store (``server_secrets``), so every worker and host sharing
@@ -27,6 +28,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from app.auth import digest
 from app.config import Settings
+from app.ingest.client_address import in_networks, parse_address, parse_networks
 from app.store import Database, admin_tokens, server_secrets
 from app.store.admin_tokens import Role
 
@@ -120,7 +122,13 @@ def token_id_for(db: Database, settings: Settings, token: str) -> str | None:
 
 
 def cookie_secure(settings: Settings) -> bool:
-    return settings.session_cookie_secure or request.is_secure
+    """HTTPS: the request itself, or ``X-Forwarded-Proto: https`` from a trusted proxy."""
+    if settings.session_cookie_secure or request.is_secure:
+        return True
+    if request.headers.get("X-Forwarded-Proto", "").strip().lower() != "https":
+        return False
+    peer = parse_address(request.remote_addr or "")
+    return peer is not None and in_networks(peer, parse_networks(settings.trusted_proxies))
 
 
 def set_session_cookie(response: Response, value: str, settings: Settings) -> None:
