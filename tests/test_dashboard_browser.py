@@ -308,6 +308,9 @@ def test_the_list_updates_statuses_live(
     browser.get(f"{server.base_url}/ui/executions?trigger=gated")
     badge = f'tr[data-execution-id="{execution_id}"] [data-status]'
     _wait(browser, lambda b: _by_css(b, badge).text in ("queued", "running"))
+    assert not _by_css(browser, "#new-executions").is_displayed()
+    _send(server, "gated", {}, "gated-2")  # queued behind the first (concurrency 1)
+    _wait(browser, lambda b: _by_css(b, "#new-executions").is_displayed())
     gate.touch()
     _wait(browser, lambda b: _by_css(b, badge).text == "succeeded")
 
@@ -368,6 +371,15 @@ def test_dry_run_and_pages_for_the_readme(browser: Any, server: Server, shots: P
     browser.get(f"{server.base_url}/ui/executions")
     browser.save_screenshot(str(shots / "phone.png"))
     browser.set_window_size(1280, 1000)
+    dark = [{"name": "prefers-color-scheme", "value": "dark"}]
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": dark})
+    try:
+        browser.get(f"{server.base_url}/ui/deliveries")
+        background = _by_css(browser, "body").value_of_css_property("background-color")
+        assert background == "rgba(19, 21, 24, 1)"  # the dark palette
+        browser.save_screenshot(str(shots / "dark.png"))
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
 
 def _post_without_token(browser: Any, path: str, csrf: str | None = None) -> int:

@@ -334,3 +334,27 @@ def test_overview_counts_queue_and_daily_chart(
     assert page.count('<rect class="ok"') == 2
     assert f"{earlier}: 4 succeeded, 1 other, 5 deliveries" in page
     assert re.search(r'<rect class="bad" x="\d+" y="0.0"', page)  # the tallest day fills it
+
+
+def test_revoking_the_token_ends_its_open_streams(
+    client: FlaskClient, db: Database, monkeypatch: Any
+) -> None:
+    from app.auth import digest
+    from app.live import streams
+    from app.routes.ui import executions
+    from app.store import admin_tokens
+
+    monkeypatch.setattr(streams, "KEEPALIVE_SECONDS", 0.01)
+    monkeypatch.setattr(streams, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(executions, "SESSION_RECHECK_SECONDS", 0.0)
+    token = create_token(db, "ops")
+    sign_in(client, token)
+    response = client.get("/ui/stream", buffered=False)
+    chunks = response.response  # type: ignore[attr-defined]
+    first = next(iter(chunks))
+    assert b"retry:" in first
+    found = admin_tokens.find_active_token(db, digest(token))
+    assert found is not None and admin_tokens.revoke(db, found.id)
+    rest = list(chunks)  # ends at the next re-check instead of following forever
+    assert len(rest) <= 2
+    response.close()

@@ -10,18 +10,23 @@ page's position.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, g, redirect, render_template, request, url_for
 
+from app.clock import ms_between, utc_now_iso
 from app.routes.admin.executions import ExecutionQuery, _event_stream
 from app.routes.admin.pagination import paginate
 from app.routes.ui import bp, filters
 from app.store.executions import FINAL_STATUSES, STATUSES
+from app.ui import sessions
 from app.wiring import components
 
 FILTERS = ("trigger", "status", "since", "until", "cursor", "limit")
 STORED_LINES = 5000
+SESSION_RECHECK_SECONDS = 30.0
 
 
 def trigger_names() -> list[str]:
@@ -55,13 +60,20 @@ def executions() -> str:
     )
 
 
-def timeline(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The report's stage timings as consecutive bars: (label, start and length in ms)."""
-    stages = [
-        ("Ingest", report.get("evaluated_ms")),
-        ("Queued", report.get("queue_wait_ms")),
-        ("Run", report.get("duration_ms")),
-    ]
+def timeline(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's stage timings as consecutive bars (label, position and length in %).
+
+    Until the run has reported them, the wait and the run so far are measured from the
+    execution's own timestamps.
+    """
+    report = item["report"]
+    queued = report.get("queue_wait_ms")
+    if queued is None:
+        queued = ms_between(item["created_at"], item["started_at"])
+    run, run_label = report.get("duration_ms"), "Run"
+    if run is None and item["started_at"] and item["status"] == "running":
+        run, run_label = ms_between(item["started_at"], utc_now_iso()), "Run (so far)"
+    stages = [("Ingest", report.get("evaluated_ms")), ("Queued", queued), (run_label, run)]
     timed = [(label, float(ms)) for label, ms in stages if isinstance(ms, int | float)]
     total = sum(ms for _, ms in timed) or 1.0
     bars: list[dict[str, Any]] = []
@@ -92,7 +104,7 @@ def execution(execution_id: str) -> str:
         lines=logs["items"],
         last_seq=logs["last_seq"],
         final=item["status"] in FINAL_STATUSES,
-        timeline=timeline(item["report"]),
+        timeline=timeline(item),
         follow_ups=control.follow_ups(execution_id),
     )
 
@@ -107,12 +119,28 @@ def execution_stream(execution_id: str) -> Response:
         after = int(last_event_id)
     else:
         after = int(after_arg) if after_arg.isdigit() else 0
-    return _event_stream(built.streams.execution(execution_id, after))
+    return _event_stream(signed_in(built.streams.execution(execution_id, after)))
 
 
 @bp.get("/stream")
 def status_stream() -> Response:
-    return _event_stream(components().streams.status_feed(request.headers.get("Last-Event-ID")))
+    feed = components().streams.status_feed(request.headers.get("Last-Event-ID"))
+    return _event_stream(signed_in(feed))
+
+
+def signed_in(events: Iterator[str]) -> Iterator[str]:
+    """``events`` while the session stays valid: re-checked every
+    :data:`SESSION_RECHECK_SECONDS` (streams send a keepalive at least every 15 s), so a
+    revoked token or an expired session also ends the streams it opened."""
+    cookie = request.cookies.get(sessions.COOKIE)
+    signer = sessions.signer()
+    checked = time.monotonic()
+    for chunk in events:
+        yield chunk
+        if time.monotonic() - checked >= SESSION_RECHECK_SECONDS:
+            if signer.load(cookie) is None:
+                return
+            checked = time.monotonic()
 
 
 @bp.post("/executions/<execution_id>/cancel")

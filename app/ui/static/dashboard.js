@@ -91,15 +91,24 @@
     });
   }
 
-  // The executions list: statuses change in place from the status feed.
+  // The executions list: statuses change in place from the status feed; executions
+  // that match the filters but are not shown yet are announced (first page only).
   function followStatuses(table) {
     var source = new EventSource(table.getAttribute("data-status-feed"));
+    var trigger = table.getAttribute("data-trigger");
+    var status = table.getAttribute("data-status");
+    var notice = document.getElementById("new-executions");
     source.addEventListener("status", function (event) {
       var data = JSON.parse(event.data);
       var row = table.querySelector('tr[data-execution-id="' + data.id + '"]');
       var badge = row && row.querySelector("[data-status]");
       if (badge) {
         statusBadge(badge, data.status);
+      } else if (
+        !row && notice && data.status === "queued" &&
+        (!trigger || trigger === data.trigger) && (!status || status === data.status)
+      ) {
+        notice.hidden = false;
       }
     });
   }
