@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.auth import create_token
+from app.auth import create_token, digest
 from app.store import Database, admin_tokens
 from app.ui import sessions
 from app.wiring import components
@@ -113,7 +114,7 @@ def test_a_wrong_token_or_a_forged_sign_in_form_signs_nobody_in(
 
 def test_next_only_follows_paths_inside_the_dashboard(client: FlaskClient, db: Database) -> None:
     token = create_token(db, "ops")
-    for target in ("https://evil.example/", "//evil.example/ui", "/admin/triggers"):
+    for target in ("https://evil.example/", "//evil.example/ui", "/admin/triggers", "/uix"):
         form = client.get("/ui/login")
         response = client.post(
             "/ui/login", data={"token": token, "csrf_token": csrf_of(form.text), "next": target}
@@ -180,7 +181,7 @@ def test_logout_ends_the_session(client: FlaskClient, db: Database) -> None:
 def test_revoking_the_token_ends_its_sessions(client: FlaskClient, db: Database) -> None:
     token = create_token(db, "ops")
     sign_in(client, token)
-    found = admin_tokens.find_active_token(db, __import__("app.auth").auth.digest(token))
+    found = admin_tokens.find_active_token(db, digest(token))
     assert found is not None
     assert admin_tokens.revoke(db, found.id)
     assert client.get("/ui/").status_code == 303
@@ -237,6 +238,9 @@ def test_admin_token_from_the_environment_signs_in(make_app: Any) -> None:
     assert client.get("/ui/").status_code == 200
     value = _session_cookie(client) or ""
     assert "env-admin-token" not in value
+    # The cookie's payload is readable (signed, not encrypted): no digest of the token in it.
+    payload = base64.urlsafe_b64decode(value.split(".")[0] + "==").decode()
+    assert digest("env-admin-token-0123456789abcdef")[:16] not in payload
     changed = make_app(admin_token="another-token-0123456789abcdef").test_client()
     changed.set_cookie(sessions.COOKIE, value, path="/ui")
     assert changed.get("/ui/").status_code == 303

@@ -8,8 +8,8 @@ the token's id (never the token), a per-session CSRF token and the sign-in
 time; it expires after ``SESSION_MAX_AGE_SECONDS``. Every request re-checks
 that the token still exists and is not revoked, and takes its role from the
 store, so revoking a token ends its sessions on every worker and host at once.
-``ADMIN_TOKEN`` signs in as ``env:<digest prefix>``, valid while the variable
-holds the same token. Signing out clears the cookie.
+``ADMIN_TOKEN`` signs in as ``env:<HMAC of the token under the signing key>``,
+valid while the variable holds the same token. Signing out clears the cookie.
 
 The signing key is ``SESSION_SECRET``; unset, one random key is made on first
 use and kept in the store (``server_secrets``), so every worker and host sharing
@@ -18,6 +18,7 @@ the store accept each other's cookies.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -51,10 +52,6 @@ class Session:
     signed_in_at: int
 
 
-def _env_token_id(token: str) -> str:
-    return _ENV_PREFIX + digest(token)[:32]
-
-
 class SessionSigner:
     """Signs and checks session cookies for one app (the key is fetched once)."""
 
@@ -71,6 +68,21 @@ class SessionSigner:
             )
             self._serializer = URLSafeTimedSerializer(key, salt=_SALT)
         return self._serializer
+
+    def env_token_id(self, token: str) -> str:
+        """The id a session records for ``ADMIN_TOKEN``: keyed with the signing key, so
+        the readable cookie says nothing about the token (unlike a plain digest would)."""
+        key = self.settings.session_secret or server_secrets.get_or_create(self.db, _SECRET_NAME)
+        mac = hmac.new(key.encode(), token.encode(), hashlib.sha256).hexdigest()
+        return _ENV_PREFIX + mac[:32]
+
+    def token_id_for(self, token: str) -> str | None:
+        """The id a session records for a valid token (None for an invalid one)."""
+        env_token = self.settings.admin_token
+        if env_token and hmac.compare_digest(token.encode(), env_token.encode()):
+            return self.env_token_id(env_token)
+        found = admin_tokens.find_active_token(self.db, digest(token))
+        return found.id if found else None
 
     def new_cookie(self, token_id: str) -> str:
         payload = {"t": token_id, "c": secrets.token_urlsafe(24), "at": int(time.time())}
@@ -95,7 +107,7 @@ class SessionSigner:
     def _role_of(self, token_id: str) -> Role | None:
         if token_id.startswith(_ENV_PREFIX):
             env_token = self.settings.admin_token
-            if env_token and hmac.compare_digest(_env_token_id(env_token), token_id):
+            if env_token and hmac.compare_digest(self.env_token_id(env_token), token_id):
                 return "admin"
             return None
         found = admin_tokens.find_by_id(self.db, token_id)
@@ -110,15 +122,6 @@ def signer(app: Flask | None = None) -> SessionSigner:
 
 def init_app(app: Flask, db: Database, settings: Settings) -> None:
     app.extensions[_EXTENSION] = SessionSigner(db, settings)
-
-
-def token_id_for(db: Database, settings: Settings, token: str) -> str | None:
-    """The id a session records for a valid token (None for an invalid one)."""
-    env_token = settings.admin_token
-    if env_token and hmac.compare_digest(token.encode(), env_token.encode()):
-        return _env_token_id(env_token)
-    found = admin_tokens.find_active_token(db, digest(token))
-    return found.id if found else None
 
 
 def cookie_secure(settings: Settings) -> bool:

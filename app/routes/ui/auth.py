@@ -43,7 +43,7 @@ def _recent_failures(address: str) -> deque[float]:
 
 def _safe_next(target: str | None) -> str:
     """Only a path inside the dashboard (no scheme, host or ``//``) is followed."""
-    if target and target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
+    if target and (target == "/ui" or target.startswith(("/ui/", "/ui?"))) and "\\" not in target:
         return target
     return url_for("ui.overview")
 
@@ -83,7 +83,7 @@ def login_submit() -> Response:
             raise TooManySignIns()
     built = components()
     token = request.form.get("token", "").strip()
-    token_id = sessions.token_id_for(built.store, built.settings, token) if token else None
+    token_id = sessions.signer().token_id_for(token) if token else None
     if token_id is None:
         with _failures_lock:
             _recent_failures(address).append(time.monotonic())
