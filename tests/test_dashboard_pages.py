@@ -358,3 +358,30 @@ def test_revoking_the_token_ends_its_open_streams(
     rest = list(chunks)  # ends at the next re-check instead of following forever
     assert len(rest) <= 2
     response.close()
+
+
+def test_an_http_forward_is_created_from_the_json_field(client: FlaskClient, db: Database) -> None:
+    csrf = sign_in(client, create_token(db, "ops"))
+    action = (
+        '{"action": {"type": "http", "url": "https://example.com/hook", "signing_secret": "s"}}'
+    )
+    created = _create_form(client, csrf, name="forward", argv="", extra=action)
+    assert created.status_code == 303, created.text
+    document = client.get("/admin/triggers/forward", headers=_bearer(db)).get_json()
+    assert document["action"]["type"] == "http"
+    assert document["action"]["url"] == "https://example.com/hook"
+    form = client.get("/ui/triggers/forward/edit").text
+    assert 'id="f-argv"' not in form  # no command to edit
+    edited = client.post(
+        "/ui/triggers/forward/edit",
+        data={
+            "csrf_token": csrf,
+            "description": "forwards",
+            "enabled": "on",
+            "auth_scheme": "github",
+        },
+    )
+    assert edited.status_code == 303
+    after = client.get("/admin/triggers/forward", headers=_bearer(db)).get_json()
+    assert after["description"] == "forwards"
+    assert after["action"]["url"] == "https://example.com/hook"

@@ -152,6 +152,14 @@ def _argv() -> list[str]:
     return [line for line in request.form.get("argv", "").splitlines() if line.strip()]
 
 
+def _new_action(given: Any) -> Any:
+    """A command action from the argv field, unless the JSON field names another type."""
+    action = given if isinstance(given, dict) else {}
+    if action.get("type", "command") != "command":
+        return action
+    return {**action, "type": "command", "argv": _argv()}
+
+
 @bp.get("/triggers/new")
 def new_trigger() -> Response:
     values = {"auth_scheme": "github", "enabled": True, "extra": ""}
@@ -171,7 +179,7 @@ def create_trigger() -> Response:
         "description": form.get("description", ""),
         "enabled": form.get("enabled") == "on",
         "auth": {**extra.get("auth", {}), "scheme": scheme, "secrets": [secret] if secret else []},
-        "action": {**extra.get("action", {}), "type": "command", "argv": _argv()},
+        "action": _new_action(extra.get("action")),
     }
     values: dict[str, Any] = {
         k: v for k, v in form.items() if k not in ("auth_secret", "csrf_token")
