@@ -296,6 +296,55 @@ def test_output_resumes_after_the_stream_drops_without_duplicates(
     assert [t for _, t in _lines(browser)] == ["a", "b", "c"]
 
 
+def test_autoscroll_stops_when_the_reader_scrolls_up(
+    browser: Any, server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    gates = tmp_path_factory.mktemp("gates")
+    wait = "while [ ! -f {} ]; do sleep 0.05; done"
+    script = "; ".join(
+        [
+            "seq 1 60",
+            wait.format(gates / "1"),
+            "seq 61 80",
+            wait.format(gates / "2"),
+            "seq 81 100",
+        ]
+    )
+    _sign_in(browser, server, ADMIN)
+    _create_through_the_form(browser, server, "scroll", ["/bin/sh", "-c", script])
+    execution_id = _send(server, "scroll", {}, "scroll-1")["execution_id"]
+    browser.get(f"{server.base_url}/ui/executions/{execution_id}")
+    _wait(browser, lambda b: len(_lines(b)) == 60)
+
+    def at_bottom(b: Any) -> bool:
+        return bool(
+            b.execute_script(
+                "const p = document.getElementById('output');"
+                "return p.scrollHeight > p.clientHeight"
+                " && p.scrollTop + p.clientHeight >= p.scrollHeight - 4;"
+            )
+        )
+
+    _wait(browser, at_bottom)  # the pane follows the output
+    browser.execute_script("document.getElementById('output').scrollTop = 0;")
+    _wait(
+        browser,
+        lambda b: b.execute_script("return document.getElementById('output').scrollTop") == 0,
+    )
+    (gates / "1").touch()
+    _wait(browser, lambda b: len(_lines(b)) == 80)
+    # The reader scrolled up: new lines do not pull the pane down.
+    assert browser.execute_script("return document.getElementById('output').scrollTop") == 0
+    browser.execute_script(
+        "const p = document.getElementById('output'); p.scrollTop = p.scrollHeight;"
+    )
+    _wait(browser, at_bottom)
+    (gates / "2").touch()
+    _wait(browser, lambda b: len(_lines(b)) == 100)
+    _wait(browser, at_bottom)  # back at the bottom, it follows again
+    assert [t for _, t in _lines(browser)] == [str(n) for n in range(1, 101)]
+
+
 def test_the_list_updates_statuses_live(
     browser: Any, server: Server, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
