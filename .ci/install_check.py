@@ -6,7 +6,8 @@ dependencies only); from an empty directory run ``hookrunner migrate``,
 ``hookrunner create-token`` and ``hookrunner serve`` on a free loopback port;
 wait for ``/readyz``; create a GitHub-signed command trigger through the admin
 API; send one signed delivery; expect 202 and an execution that succeeds with
-the expected output. Exits non-zero (with the server log) on any failure.
+the expected output; the dashboard's sign-in page and static files are served.
+Exits non-zero (with the server log) on any failure.
 Standard library only, so it runs with any Python 3.11+.
 """
 
@@ -46,6 +47,14 @@ def request(
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
+
+
+def fetch_text(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # loopback only
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
 
 
 def wait_until(what: str, check: Any) -> Any:
@@ -171,7 +180,19 @@ def exercise(base: str, auth: dict[str, str], server: subprocess.Popen[bytes]) -
     logs = request("GET", f"{execution}/logs", headers=auth)[1]
     if "abc123" not in json.dumps(logs):
         raise SystemExit(f"install check: the output misses the rendered argument: {logs}")
-    print("install check: wheel installed, served from an empty directory, delivery executed")
+    # The dashboard's templates and static files are in the wheel.
+    for path, expected in (
+        ("/ui/login", 'name="token"'),
+        ("/ui/static/dashboard.css", "prefers-color-scheme"),
+        ("/ui/static/dashboard.js", "EventSource"),
+    ):
+        status, text = fetch_text(f"{base}{path}")
+        if status != 200 or expected not in text:
+            raise SystemExit(f"install check: {path} answered {status}: {text[:300]}")
+    print(
+        "install check: wheel installed, served from an empty directory, delivery executed,"
+        " dashboard served"
+    )
 
 
 def main() -> None:

@@ -116,6 +116,9 @@ class Settings:
     alert_signing_secret: str | None = None  # signs failure notifications to ALERT_WEBHOOK_URL
     hooks_url_prefix: str | None = None  # also serve /<prefix>/<hook id> (adnanh/webhook's URLs)
     response_wait_max_seconds: int = 30  # the longest a response.mode "wait" answer waits
+    session_secret: str | None = None  # signs dashboard sessions; unset: one kept in the store
+    session_max_age_seconds: int = 12 * 3600
+    session_cookie_secure: bool = False  # Secure cookies even over plain HTTP (behind TLS proxies)
 
     @property
     def database_dialect(self) -> str:
@@ -300,6 +303,11 @@ def load_settings(
         response_wait_max_seconds=_env_int(
             env, "RESPONSE_WAIT_MAX_SECONDS", d.response_wait_max_seconds, 1, unit="seconds"
         ),
+        session_secret=_env_str(env, "SESSION_SECRET", None),
+        session_max_age_seconds=_env_int(
+            env, "SESSION_MAX_AGE_SECONDS", d.session_max_age_seconds, 60, unit="seconds"
+        ),
+        session_cookie_secure=_env_bool(env, "SESSION_COOKIE_SECURE", d.session_cookie_secure),
     )
     if overrides:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}

@@ -14,10 +14,11 @@ nothing about internals; the traceback goes to the log (and Sentry) only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import sentry_sdk
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, current_app, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -219,8 +220,47 @@ def error_response(
     return response
 
 
+ErrorPage = Callable[[int, str, str], Response]
+_PAGES = "hookrunner.error_pages"
+
+
+def register_error_page(app: Flask, prefix: str, render: ErrorPage) -> None:
+    """Errors of requests under ``prefix`` are rendered by ``render(status, code, message)``
+    (an HTML page) instead of the JSON envelope; headers are kept."""
+    app.extensions.setdefault(_PAGES, []).append((prefix, render))
+
+
+def _page_for_path() -> ErrorPage | None:
+    path = request.path
+    for prefix, render in current_app.extensions.get(_PAGES, []):
+        if path == prefix or path.startswith(prefix + "/"):
+            return render  # type: ignore[no-any-return]
+    return None
+
+
+def _respond(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    render = _page_for_path()
+    if render is None:
+        return error_response(status, code, message, details=details, headers=headers)
+    try:
+        response = render(status, code, message)
+    except Exception as exc:  # the page itself failed: fall back to the envelope
+        log.error("error page failed", exc_info=exc)
+        return error_response(status, code, message, details=details, headers=headers)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
 def _handle_app_error(error: AppError) -> Response:
-    return error_response(
+    return _respond(
         error.status, error.code, error.message, details=error.details, headers=error.headers
     )
 
@@ -230,7 +270,7 @@ def _handle_http_exception(error: HTTPException) -> Response:
     code = _HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
     allowed = getattr(error, "valid_methods", None)
     headers = {"Allow": ", ".join(allowed)} if status == 405 and allowed else None
-    return error_response(status, code, error.description or "", headers=headers)
+    return _respond(status, code, error.description or "", headers=headers)
 
 
 def _handle_unexpected(error: Exception) -> Response:
@@ -238,13 +278,13 @@ def _handle_unexpected(error: Exception) -> Response:
     # there is no Flask integration); the ERROR line below is deduplicated by the SDK.
     sentry_sdk.capture_exception(error)
     log.error("unhandled error", exc_info=error)
-    return error_response(500, AppError.code, AppError.message)
+    return _respond(500, AppError.code, AppError.message)
 
 
 def _handle_malformed_framing(error: Exception) -> Response:
     # The server raised while reading the body for us: the client's bytes, not our bug.
     log.info("malformed request framing", extra={"error_type": type(error).__name__})
-    return _handle_app_error(MalformedRequest())
+    return _handle_app_error(MalformedRequest())  # the envelope or a page, by path
 
 
 def _server_parse_errors() -> tuple[type[Exception], ...]:

@@ -110,6 +110,16 @@ def test_wheel_ships_the_migrations_the_entry_module_and_the_gunicorn_config(
     assert "packaging" in required  # gunicorn's gevent worker imports it
 
 
+def test_wheel_ships_every_dashboard_template_and_static_file(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    ui = PROJECT_ROOT / "app" / "ui"
+    files = [p for p in ui.rglob("*") if p.is_file() and p.suffix in (".html", ".css", ".js")]
+    expected = {p.relative_to(PROJECT_ROOT).as_posix() for p in files}
+    assert "app/ui/templates/base.html" in expected
+    assert expected <= names
+
+
 def test_every_package_under_app_is_in_the_wheel_list() -> None:
     listed = set(
         tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][

@@ -8,6 +8,7 @@ disabled trigger starts no new work, so rerun (like replay) is refused with
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,3 +72,7 @@ class ExecutionControl:
             raise TriggerDisabled()
         new_id = self.service.rerun(original, request_id)
         return {"execution_id": new_id, "rerun_of": execution_id, "stream_url": stream_url(new_id)}
+
+    def follow_ups(self, execution_id: str) -> builtins.list[dict[str, Any]]:
+        """The retries and reruns of an execution (summaries, oldest first)."""
+        return executions.follow_ups(self.db, execution_id)

@@ -36,6 +36,10 @@ class IngestHistory:
         item = deliveries.get(self.db, delivery_id)
         return asdict(item) | {"body_size": len(item.body)} | body_view(item.body)
 
+    def replays(self, delivery_id: str) -> list[dict[str, Any]]:
+        """The replays of a delivery (summaries, oldest first)."""
+        return deliveries.replays_of(self.db, delivery_id)
+
     def dedup_keys(
         self, trigger: str | None, after: tuple[str, str] | None, limit: int
     ) -> list[dict[str, Any]]:

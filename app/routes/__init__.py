@@ -8,6 +8,7 @@ from flask_openapi3 import OpenAPI
 
 from app.routes import api_spec, health, metrics, webhooks
 from app.routes.admin import register_admin
+from app.routes.ui import register_ui
 
 
 def register_blueprints(app: OpenAPI) -> None:
@@ -15,6 +16,7 @@ def register_blueprints(app: OpenAPI) -> None:
     app.register_blueprint(webhooks.bp)
     metrics.init_app(app)
     register_admin(app)
+    register_ui(app)
 
     # The spec at the root as well as under the docs page (/docs/openapi.json).
     def openapi_json() -> dict[str, Any]:

@@ -56,6 +56,17 @@ def find_active_token(db: Database, token_sha256: str) -> ActiveToken | None:
     return ActiveToken(str(row["id"]), "viewer" if row["role"] == "viewer" else "admin")
 
 
+def find_by_id(db: Database, token_id: str) -> ActiveToken | None:
+    """The unrevoked token with this id (its role), or None once revoked or deleted."""
+    with db.read() as conn:
+        row = conn.execute(
+            "SELECT id, role FROM admin_tokens WHERE id = ? AND revoked_at IS NULL", (token_id,)
+        ).fetchone()
+    if row is None:
+        return None
+    return ActiveToken(str(row["id"]), "viewer" if row["role"] == "viewer" else "admin")
+
+
 def find_active(db: Database, token_sha256: str) -> str | None:
     """Id of the unrevoked token with this digest, touching ``last_used_at``."""
     found = find_active_token(db, token_sha256)

@@ -112,3 +112,14 @@ def report(db: Database, delivery_id: str) -> dict[str, Any]:
     with db.read() as conn:
         row = conn.execute("SELECT report FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
     return {} if row is None else dict(json.loads(row["report"]))
+
+
+def replays_of(db: Database, delivery_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Summaries of the replays of one delivery, oldest first."""
+    with db.read() as conn:
+        rows = conn.execute(
+            f"SELECT {_SUMMARY} FROM deliveries WHERE replay_of = ?"
+            " ORDER BY received_at, id LIMIT ?",
+            (delivery_id, limit),
+        ).fetchall()
+    return [dict(row) for row in rows]

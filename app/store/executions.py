@@ -137,3 +137,14 @@ def list_recent(
         after=after,
         limit=limit,
     )
+
+
+def follow_ups(db: Database, execution_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Summaries of the retries and reruns of one execution, oldest first."""
+    with db.read() as conn:
+        rows = conn.execute(
+            f"SELECT {_SUMMARY} FROM executions WHERE retry_of = ? OR rerun_of = ?"
+            " ORDER BY created_at, id LIMIT ?",
+            (execution_id, execution_id, limit),
+        ).fetchall()
+    return [dict(row) for row in rows]

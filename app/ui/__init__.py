@@ -1,0 +1,1 @@
+"""The dashboard's sessions, CSRF tokens, templates and static files (routes: app.routes.ui)."""
