@@ -100,6 +100,25 @@ def redact_query(query: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def redacted_values(
+    headers: Mapping[str, str], query: Mapping[str, Any], extra: frozenset[str] = frozenset()
+) -> dict[str, dict[str, Any]]:
+    """The values :func:`redact_headers` and :func:`redact_query` replace, by name.
+
+    Kept apart from the redacted copies (never shown, never logged) for the one
+    reader that needs them: an execution whose action templates read headers or
+    the query.
+    """
+    return {
+        "headers": {
+            name.lower(): value
+            for name, value in headers.items()
+            if is_sensitive_header(name, extra)
+        },
+        "query": {name: value for name, value in query.items() if is_sensitive_query_param(name)},
+    }
+
+
 def redact_url(url: str) -> str:
     """``url`` with its user-info and credential query values replaced by the marker.
 

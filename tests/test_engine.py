@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.store import get_db
 from tests.conftest import ENGINE_AUTH, wait_for
 
 FINAL = {"succeeded", "failed", "timed_out", "cancelled", "interrupted"}
@@ -369,3 +370,34 @@ def test_program_is_found_on_path(client: FlaskClient) -> None:
     _trigger(client, "bare", _command("echo", "found"))
     execution = _finished(client, _send(client, "bare").get_json()["execution_id"])
     assert _lines(client, execution["id"]) == ["found"]
+
+
+def test_credential_headers_and_query_values_reach_templates_but_no_view(
+    client: FlaskClient,
+) -> None:
+    argv = ("{{ headers['x-gitlab-token'] }}", "{{ query.token }}", "{{ headers['x-team'] }}")
+    _trigger(client, "creds", _command(sys.executable, "-c", PRINT_ARGS, *argv))
+    _trigger(client, "plain", _command(sys.executable, "-c", PRINT_ARGS, "{{ body.a }}"))
+    sent = {"X-Gitlab-Token": "glpat-secret-1", "X-Team": "ops"}
+    accepted = client.post("/webhooks/creds?token=tok-2", json={}, headers=sent).get_json()
+    execution = _finished(client, accepted["execution_id"])
+    assert execution["status"] == "succeeded"
+    assert _lines(client, execution["id"], "stdout") == [
+        json.dumps(["glpat-secret-1", "tok-2", "ops"])
+    ]
+    # The stored delivery, the execution's report and the replay keep showing them redacted.
+    delivery_id = accepted["delivery_id"]
+    delivery = client.get(f"/admin/deliveries/{delivery_id}", headers=ENGINE_AUTH).get_json()
+    shown = json.dumps([delivery, execution])
+    assert "glpat-secret-1" not in shown and "tok-2" not in shown
+    assert execution["report"]["action"]["argv"][3:] == ["[redacted]", "[redacted]", "ops"]
+    replayed = client.post(f"/admin/deliveries/{delivery_id}/replay", headers=ENGINE_AUTH)
+    again = _finished(client, replayed.get_json()["execution_id"])
+    assert _lines(client, again["id"], "stdout") == [json.dumps(["glpat-secret-1", "tok-2", "ops"])]
+    # A trigger whose templates never read headers or the query keeps none of them.
+    plain = client.post("/webhooks/plain", json={"a": 1}, headers=sent).get_json()
+    _finished(client, plain["execution_id"])
+    with client.application.app_context(), get_db().read() as conn:
+        kept = dict(conn.execute("SELECT id, credentials FROM deliveries").fetchall())
+    assert json.loads(kept[delivery_id])["headers"]["x-gitlab-token"] == "glpat-secret-1"
+    assert kept[plain["delivery_id"]] is None

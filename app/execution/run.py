@@ -121,10 +121,15 @@ class ExecutionRun:
     ) -> RunContext:
         body, headers, query, content_type = b"", {}, {}, None
         method, remote_addr = "POST", None
+        secrets = trigger_secrets(trigger.document)
         if delivery is not None:
             body, headers, query = delivery.body, delivery.headers, delivery.query
             content_type, method = delivery.content_type, delivery.method or "POST"
             remote_addr = delivery.report.get("remote_addr")
+            kept = delivery.credentials or {}  # what the stored copy shows redacted
+            headers = headers | kept.get("headers", {})
+            query = query | kept.get("query", {})
+            secrets += _credential_values(kept)  # masked wherever the run reports argv
         try:
             parsed: Any = parse_for_trigger(body, content_type, trigger.document.payload).value
         except Exception:
@@ -146,7 +151,7 @@ class ExecutionRun:
                 remote_addr=remote_addr,
                 raw_body=body,
             ),
-            secrets=trigger_secrets(trigger.document),
+            secrets=secrets,
             output=output,
             settings=self.settings,
             breakers=self.breakers,
@@ -231,6 +236,14 @@ class ExecutionRun:
                 result.error,
                 extra={**extra, "stderr_tail": stderr},
             )
+
+
+def _credential_values(kept: dict[str, dict[str, Any]]) -> list[str]:
+    values: list[str] = []
+    for group in kept.values():
+        for value in group.values():
+            values += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return [value for value in values if value]
 
 
 def until_stored(write: Callable[[], None], give_up: Callable[[], bool], what: str) -> None:

@@ -28,7 +28,7 @@ from app.ingest.inbound import InboundRequest, ParsedBody, canonical_json
 from app.ingest.payloads import parse_for_trigger
 from app.live.notifier import ALL, CANCEL, WORK, Notifier
 from app.live.streams import stream_url
-from app.redaction import redact_headers, redact_query
+from app.redaction import redact_headers, redact_query, redacted_values
 from app.store import Connection, Database, dedup_keys
 from app.store import deliveries as deliveries_sql
 from app.store import execution_queue as queue
@@ -323,6 +323,11 @@ class ExecutionService:
             headers=redact_headers(request.headers, trigger.credential_headers),
             body=request.body,
             report=report,
+            credentials=(
+                redacted_values(request.headers, request.query, trigger.credential_headers)
+                if trigger.templates_read_request and outcome == "accepted"
+                else None
+            ),
         )
 
     @staticmethod

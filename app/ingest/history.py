@@ -34,7 +34,7 @@ class IngestHistory:
     def delivery(self, delivery_id: str) -> dict[str, Any]:
         """One delivery with its headers, body and report; raises NotFound."""
         item = deliveries.get(self.db, delivery_id)
-        return asdict(item) | {"body_size": len(item.body)} | body_view(item.body)
+        return item.api_view() | {"body_size": len(item.body)} | body_view(item.body)
 
     def replays(self, delivery_id: str) -> list[dict[str, Any]]:
         """The replays of a delivery (summaries, oldest first)."""

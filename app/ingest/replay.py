@@ -31,10 +31,11 @@ def replay(
     trigger = triggers.get(original.trigger)
     if not trigger.enabled:
         raise TriggerDisabled()
+    kept = original.credentials or {}  # the values redacted in the stored copy, if kept
     inbound = InboundRequest(
         method=original.method,
-        headers=original.headers,
-        query=original.query,
+        headers=original.headers | kept.get("headers", {}),
+        query=original.query | kept.get("query", {}),
         body=original.body,
         content_type=original.content_type,
         request_id=request_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from app.errors import NotFound
@@ -28,12 +28,20 @@ class DeliveryRecord:
     headers: dict[str, str]  # credentials already redacted
     body: bytes
     report: dict[str, Any]
+    # The redacted values, kept only for triggers whose action templates read headers or
+    # the query ({"headers": {...}, "query": {...}}); never part of an API view.
+    credentials: dict[str, dict[str, Any]] | None = None
+
+    def api_view(self) -> dict[str, Any]:
+        view = asdict(self)
+        del view["credentials"]
+        return view
 
 
 _INSERT = (
     "INSERT INTO deliveries (id, trigger, received_at, request_id, outcome, reason, dedup_key,"
-    " execution_id, replay_of, method, content_type, query, headers, body, body_size, report)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " execution_id, replay_of, method, content_type, query, headers, body, body_size, report,"
+    " credentials) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SUMMARY = (
     "id, trigger, received_at, request_id, outcome, reason, dedup_key, execution_id,"
@@ -62,6 +70,7 @@ def insert(conn: Connection, record: DeliveryRecord) -> None:
             record.body,
             len(record.body),
             json.dumps(record.report),
+            None if record.credentials is None else json.dumps(record.credentials),
         ),
     )
 
@@ -70,7 +79,8 @@ def get(db: Database, delivery_id: str) -> DeliveryRecord:
     """The whole delivery (body as bytes, JSON columns decoded); raises NotFound."""
     with db.read() as conn:
         row = conn.execute(
-            f"SELECT {_SUMMARY}, query, headers, body, report FROM deliveries WHERE id = ?",
+            f"SELECT {_SUMMARY}, query, headers, body, report, credentials"
+            " FROM deliveries WHERE id = ?",
             (delivery_id,),
         ).fetchone()
     if row is None:
@@ -79,6 +89,7 @@ def get(db: Database, delivery_id: str) -> DeliveryRecord:
     del item["body_size"]
     for column in ("query", "headers", "report"):
         item[column] = json.loads(item[column])
+    item["credentials"] = json.loads(item["credentials"]) if item["credentials"] else None
     item["body"] = bytes(item["body"])
     return DeliveryRecord(**item)
 

@@ -15,6 +15,8 @@ Re-checking reads the row (one indexed SELECT) and compiles again only when its
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +42,9 @@ class CompiledTrigger:
     dedup_mode: str  # auto | payload | none | jmespath
     dedup_expression: ParsedResult | None
     credential_headers: frozenset[str]
+    # Whether the action's templates read ``headers`` or ``query``: then the values the
+    # stored delivery shows redacted are kept for the execution (see deliveries.credentials).
+    templates_read_request: bool = False
 
     @property
     def name(self) -> str:
@@ -69,7 +74,16 @@ def compile_trigger(document: TriggerDocument, updated_at: str) -> CompiledTrigg
         dedup_mode=mode,
         dedup_expression=jmespath.compile(expression) if mode == "jmespath" else None,
         credential_headers=signature_header_names(auth),
+        templates_read_request=_reads_request(document),
     )
+
+
+_REQUEST_IN_TEMPLATE = re.compile(r"\{[{%][^}]*\b(?:headers|query)\b")
+
+
+def _reads_request(document: TriggerDocument) -> bool:
+    """Whether any template of the action names ``headers`` or ``query``."""
+    return bool(_REQUEST_IN_TEMPLATE.search(json.dumps(document.action.model_dump(mode="json"))))
 
 
 @dataclass
