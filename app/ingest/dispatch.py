@@ -8,6 +8,10 @@ shared with other requests arriving at the same moment, each in its own
 savepoint) - so a 2xx is
 only ever sent for a webhook that is durably recorded, and two concurrent
 copies cannot both start an execution. Nothing that can yield runs inside it.
+With ``on_busy: queue`` the common outcome (a new key, room in the queue) is
+first offered to :func:`app.store.ingest_records.record_accepted`, which a
+store may write as one statement (PostgreSQL); when it writes nothing, the
+general transaction decides as before.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from app.ingest.payloads import parse_for_trigger
 from app.live.notifier import ALL, CANCEL, WORK, Notifier
 from app.live.streams import stream_url
 from app.redaction import redact_headers, redact_query
-from app.store import Connection, Database, dedup_keys
+from app.store import Connection, Database, dedup_keys, ingest_records
 from app.store import deliveries as deliveries_sql
 from app.store import execution_queue as queue
 from app.store import executions as executions_sql
@@ -259,6 +263,16 @@ class ExecutionService:
             )
             return _Recorded(superseded=superseded)
 
+        if trigger.document.concurrency.on_busy == "queue" and ingest_records.record_accepted(
+            self.db,
+            delivery=delivery("accepted", key, execution_id, report),
+            execution_id=execution_id,
+            created_at=now,
+            expires_at=expires_at,
+            queue_max=trigger.document.concurrency.queue_max,
+        ):
+            self._after_commit([])
+            return DispatchResult("accepted", delivery_id, execution_id)
         recorded = self.db.ingest(record)
         if recorded.duplicate_of is not None:
             return DispatchResult("duplicate", delivery_id, recorded.duplicate_of)

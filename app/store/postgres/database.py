@@ -192,6 +192,16 @@ class PostgresDatabase(Database):
             except psycopg.errors.IntegrityError as exc:
                 raise IntegrityError(str(exc)) from exc
 
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        import psycopg
+
+        with self._borrow() as raw:
+            try:
+                yield _Connection(raw)
+            except psycopg.errors.IntegrityError as exc:
+                raise IntegrityError(str(exc)) from exc
+
     def describe(self) -> str:
         return describe_store(self.url)
 
