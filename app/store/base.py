@@ -12,8 +12,8 @@ Protocol every implementation keeps:
 * :meth:`Database.write` runs its block in one short transaction that takes the
   write locks it needs up front; commit on success, roll back on any error.
   Nothing may yield (network, sleep, subprocess) inside it.
-* :meth:`Database.autocommit` lends a connection on which every statement
-  commits on its own, for a write that is a single statement.
+* :meth:`Database.write_statement` runs a write that is one statement; its
+  caller only needs it committed, not alone (PostgreSQL groups concurrent ones).
 * :meth:`Database.write_grouped` runs a write function whose caller only needs
   it committed, not alone: SQLite shares one commit among concurrent callers
   (group commit), PostgreSQL runs a plain transaction on a pooled connection.
@@ -70,13 +70,15 @@ class Database(ABC):
     def write(self) -> AbstractContextManager[Connection]:
         """Run the block in one short transaction; commit or roll back."""
 
-    def autocommit(self) -> AbstractContextManager[Connection]:
-        """Borrow a connection on which each statement is its own transaction.
+    def write_statement(self, sql: str, parameters: Sequence[Any], *, order: str = "") -> Any:
+        """Run one write statement; its first row (or None) once committed.
 
-        For a write that is one statement (PostgreSQL commits it without a
-        ``BEGIN``/``COMMIT`` round trip); the default runs the block in :meth:`write`.
+        A store may commit it together with other callers' statements (PostgreSQL:
+        group commit, sent in the order of their ``order`` keys); the default runs
+        it in :meth:`write`.
         """
-        return self.write()
+        with self.write() as conn:
+            return conn.execute(sql, parameters).fetchone()
 
     def write_grouped(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction (maybe shared); its result once committed."""

@@ -7,9 +7,12 @@ trip, and admission's row lock on ``queue_depth`` - which every ingest of the
 trigger takes - is held across all of them and the commit.
 
 :func:`record_accepted` writes the common outcome - a new key, a queue with room -
-as one statement of data-modifying CTEs, run on its own in autocommit: one round
-trip, and the trigger's row lock held for that statement and its commit only.
-It writes everything or nothing:
+as one statement of data-modifying CTEs, handed to
+:meth:`~app.store.base.Database.write_statement`: on PostgreSQL one round trip
+in autocommit, or - when other ingests of the process arrive meanwhile - one
+pipelined transaction shared with them (``app/store/postgres/group_commit.py``),
+so the trigger's row lock is taken and the WAL flushed once per group. The
+statement writes everything or nothing:
 
 * ``admitted``: the trigger's ``queue_depth`` row, locked ``FOR UPDATE`` like
   :func:`app.store.execution_queue.queued_count`, and only while
@@ -104,6 +107,5 @@ def record_accepted(
             expires_at,
         )
         sql, parameters = _WITH_KEY, admission + claim + values
-    with db.autocommit() as conn:
-        row = conn.execute(sql, parameters).fetchone()
+    row = db.write_statement(sql, parameters, order=delivery.trigger)
     return bool(row[0])

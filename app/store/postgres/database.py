@@ -128,6 +128,7 @@ class PostgresDatabase(Database):
         self.connect_timeout = connect_timeout
         self._pool: Any = None
         self._notify: Any = None
+        self._group: Any = None
         self._last_used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
     def _get_pool(self) -> Any:
@@ -192,8 +193,17 @@ class PostgresDatabase(Database):
             except psycopg.errors.IntegrityError as exc:
                 raise IntegrityError(str(exc)) from exc
 
+    def write_statement(self, sql: str, parameters: Sequence[Any], *, order: str = "") -> Any:
+        """The statement in this process's next group commit (see ``group_commit.py``)."""
+        if self._group is None:
+            from app.store.postgres.group_commit import StatementGroup
+
+            self._group = StatementGroup(self)
+        return self._group.run(sql, parameters, order)
+
     @contextmanager
     def autocommit(self) -> Iterator[Connection]:
+        """A connection on which each statement is its own transaction."""
         import psycopg
 
         with self._borrow() as raw:
