@@ -18,6 +18,9 @@ Same protocol as every store (:mod:`app.store.base`), with PostgreSQL's means:
   just used, and checking each borrow would add a round trip to every
   transaction. A connection that broke since its last use fails that one block
   (503); the pool then replaces it.
+* :meth:`PostgresDatabase.write_statement` (an accepted ingest) goes through this
+  process's group commit (:mod:`app.store.postgres.group_commit`): concurrent
+  statements share one pipelined transaction.
 * Connection failures become :class:`~app.errors.ServiceUnavailable` (503 with
   ``Retry-After``); constraint violations :class:`~app.store.base.IntegrityError`.
 """
