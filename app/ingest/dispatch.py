@@ -112,11 +112,15 @@ def _filter(
     return matched, trace
 
 
-def _admission(conn: Connection, dialect: str, trigger: CompiledTrigger) -> TriggerBusy | None:
+def _admission(
+    conn: Connection, dialect: str, trigger: CompiledTrigger, queued: int | None
+) -> TriggerBusy | None:
     """Whether the trigger takes another execution now (inside the ingest transaction).
 
     Decided under the same per-trigger serialisation as claims (see
     :func:`app.store.execution_queue.lock_trigger`), so limits hold across hosts.
+    ``queued`` is the trigger's queue depth, read (and locked) at the start of the
+    transaction when ``on_busy`` is ``queue``.
     """
     policy = trigger.document.concurrency
     if policy.on_busy == "reject":
@@ -128,10 +132,7 @@ def _admission(conn: Connection, dialect: str, trigger: CompiledTrigger) -> Trig
                 code="trigger_busy",
                 retry_after=BUSY_RETRY_AFTER_SECONDS,
             )
-    elif (
-        policy.on_busy == "queue"
-        and queue.queued_count(conn, trigger.name, dialect) >= policy.queue_max
-    ):
+    elif policy.on_busy == "queue" and queued is not None and queued >= policy.queue_max:
         return TriggerBusy(
             f"the queue is full (queue_max {policy.queue_max})",
             code="queue_full",
@@ -217,6 +218,11 @@ class ExecutionService:
         expires_at = utc_now_iso(evaluation.dedup.window_seconds)
 
         def record(conn: Connection) -> _Recorded:
+            # The queue depth is read first: its row lock comes before the dedup key's, in
+            # the order the one-statement path takes them, so the two never deadlock.
+            queued = None
+            if trigger.document.concurrency.on_busy == "queue":
+                queued = queue.queued_count(conn, trigger.name, self.db.dialect)
             if key is not None:
                 original = dedup_keys.claim(
                     conn,
@@ -233,7 +239,7 @@ class ExecutionService:
                         delivery("duplicate", key, original, report),
                     )
                     return _Recorded(duplicate_of=original)
-            busy = _admission(conn, self.db.dialect, trigger)
+            busy = _admission(conn, self.db.dialect, trigger, queued)
             if busy is not None:
                 # Refused work must not hold the key: the sender's retry has to run.
                 if key is not None:
