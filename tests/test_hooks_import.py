@@ -32,6 +32,7 @@ from app.triggers.hooks_import import (
     read_hooks,
     trigger_name,
 )
+from app.triggers.registry import compile_trigger
 from app.triggers.schema import TriggerDocument
 
 FIXTURES = Path(__file__).parent / "fixtures" / "peer_hooks"
@@ -362,17 +363,17 @@ def test_hooks_alias_and_peer_answers(make_app: Any) -> None:
     assert off.post("/hooks/Redeploy.Webhook", data=body).status_code == 404
 
 
-def test_credentials_passed_to_the_command_are_reported() -> None:
+def test_credentials_passed_to_the_command_reach_it_unreported() -> None:
     arguments = [
         {"source": "header", "name": "X-Gitlab-Token"},
         {"source": "url", "name": "token"},
         {"source": "header", "name": "X-GitHub-Event"},
     ]
     hooks = [{"id": "x", "execute-command": "/x", "pass-arguments-to-command": arguments}]
-    notes = convert_hooks(hooks).reports[0].notes
-    assert len(notes) == 2
-    assert "X-Gitlab-Token is a credential" in notes[0]
-    assert "query parameter token is a credential" in notes[1]
+    result = convert_hooks(hooks)
+    assert result.reports[0].notes == []  # the command gets the real values (kept apart)
+    document = TriggerDocument.model_validate(result.documents[0])
+    assert compile_trigger(document, "now").templates_read_request
 
 
 def test_the_readme_worked_example_is_what_the_command_writes(

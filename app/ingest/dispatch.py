@@ -8,6 +8,10 @@ shared with other requests arriving at the same moment, each in its own
 savepoint) - so a 2xx is
 only ever sent for a webhook that is durably recorded, and two concurrent
 copies cannot both start an execution. Nothing that can yield runs inside it.
+With ``on_busy: queue`` the common outcome (a new key, room in the queue) is
+first offered to :func:`app.store.ingest_records.record_accepted`, which a
+store may write as one statement (PostgreSQL); when it writes nothing, the
+general transaction decides as before.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from app.ingest.payloads import parse_for_trigger
 from app.live.notifier import ALL, CANCEL, WORK, Notifier
 from app.live.streams import stream_url
 from app.redaction import redact_headers, redact_query, redacted_values
-from app.store import Connection, Database, dedup_keys
+from app.store import Connection, Database, dedup_keys, ingest_records
 from app.store import deliveries as deliveries_sql
 from app.store import execution_queue as queue
 from app.store import executions as executions_sql
@@ -108,11 +112,15 @@ def _filter(
     return matched, trace
 
 
-def _admission(conn: Connection, dialect: str, trigger: CompiledTrigger) -> TriggerBusy | None:
+def _admission(
+    conn: Connection, dialect: str, trigger: CompiledTrigger, queued: int | None
+) -> TriggerBusy | None:
     """Whether the trigger takes another execution now (inside the ingest transaction).
 
     Decided under the same per-trigger serialisation as claims (see
     :func:`app.store.execution_queue.lock_trigger`), so limits hold across hosts.
+    ``queued`` is the trigger's queue depth, read (and locked) at the start of the
+    transaction when ``on_busy`` is ``queue``.
     """
     policy = trigger.document.concurrency
     if policy.on_busy == "reject":
@@ -124,10 +132,7 @@ def _admission(conn: Connection, dialect: str, trigger: CompiledTrigger) -> Trig
                 code="trigger_busy",
                 retry_after=BUSY_RETRY_AFTER_SECONDS,
             )
-    elif (
-        policy.on_busy == "queue"
-        and queue.queued_count(conn, trigger.name, dialect) >= policy.queue_max
-    ):
+    elif policy.on_busy == "queue" and queued is not None and queued >= policy.queue_max:
         return TriggerBusy(
             f"the queue is full (queue_max {policy.queue_max})",
             code="queue_full",
@@ -213,6 +218,11 @@ class ExecutionService:
         expires_at = utc_now_iso(evaluation.dedup.window_seconds)
 
         def record(conn: Connection) -> _Recorded:
+            # The queue depth is read first: its row lock comes before the dedup key's, in
+            # the order the one-statement path takes them, so the two never deadlock.
+            queued = None
+            if trigger.document.concurrency.on_busy == "queue":
+                queued = queue.queued_count(conn, trigger.name, self.db.dialect)
             if key is not None:
                 original = dedup_keys.claim(
                     conn,
@@ -229,7 +239,7 @@ class ExecutionService:
                         delivery("duplicate", key, original, report),
                     )
                     return _Recorded(duplicate_of=original)
-            busy = _admission(conn, self.db.dialect, trigger)
+            busy = _admission(conn, self.db.dialect, trigger, queued)
             if busy is not None:
                 # Refused work must not hold the key: the sender's retry has to run.
                 if key is not None:
@@ -259,6 +269,16 @@ class ExecutionService:
             )
             return _Recorded(superseded=superseded)
 
+        if trigger.document.concurrency.on_busy == "queue" and ingest_records.record_accepted(
+            self.db,
+            delivery=delivery("accepted", key, execution_id, report),
+            execution_id=execution_id,
+            created_at=now,
+            expires_at=expires_at,
+            queue_max=trigger.document.concurrency.queue_max,
+        ):
+            self._after_commit([])
+            return DispatchResult("accepted", delivery_id, execution_id)
         recorded = self.db.ingest(record)
         if recorded.duplicate_of is not None:
             return DispatchResult("duplicate", delivery_id, recorded.duplicate_of)

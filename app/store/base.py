@@ -12,6 +12,8 @@ Protocol every implementation keeps:
 * :meth:`Database.write` runs its block in one short transaction that takes the
   write locks it needs up front; commit on success, roll back on any error.
   Nothing may yield (network, sleep, subprocess) inside it.
+* :meth:`Database.write_statement` runs a write that is one statement; its
+  caller only needs it committed, not alone (PostgreSQL groups concurrent ones).
 * :meth:`Database.write_grouped` runs a write function whose caller only needs
   it committed, not alone: SQLite shares one commit among concurrent callers
   (group commit), PostgreSQL runs a plain transaction on a pooled connection.
@@ -67,6 +69,16 @@ class Database(ABC):
     @abstractmethod
     def write(self) -> AbstractContextManager[Connection]:
         """Run the block in one short transaction; commit or roll back."""
+
+    def write_statement(self, sql: str, parameters: Sequence[Any], *, order: str = "") -> Any:
+        """Run one write statement; its first row (or None) once committed.
+
+        A store may commit it together with other callers' statements (PostgreSQL:
+        group commit, sent in the order of their ``order`` keys); the default runs
+        it in :meth:`write`.
+        """
+        with self.write() as conn:
+            return conn.execute(sql, parameters).fetchone()
 
     def write_grouped(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction (maybe shared); its result once committed."""

@@ -14,15 +14,15 @@ from app.clock import utc_now_iso
 from app.store.base import Connection, Database
 from app.store.paging import select_page
 
-_CLAIM = (
-    "INSERT INTO webhook_dedup_keys"
-    " (trigger, key, delivery_id, execution_id, created_at, expires_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+COLUMNS = "trigger, key, delivery_id, execution_id, created_at, expires_at"
+# What a claim does when the key exists: take it over only if it has expired.
+ON_CONFLICT = (
     " ON CONFLICT (trigger, key) DO UPDATE SET"
     " delivery_id = excluded.delivery_id, execution_id = excluded.execution_id,"
     " created_at = excluded.created_at, expires_at = excluded.expires_at"
     " WHERE webhook_dedup_keys.expires_at <= excluded.created_at"
 )
+_CLAIM = f"INSERT INTO webhook_dedup_keys ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?){ON_CONFLICT}"
 
 
 def claim(

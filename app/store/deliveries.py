@@ -38,41 +38,43 @@ class DeliveryRecord:
         return view
 
 
-_INSERT = (
-    "INSERT INTO deliveries (id, trigger, received_at, request_id, outcome, reason, dedup_key,"
-    " execution_id, replay_of, method, content_type, query, headers, body, body_size, report,"
-    " credentials) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+COLUMNS = (
+    "id, trigger, received_at, request_id, outcome, reason, dedup_key, execution_id, replay_of,"
+    " method, content_type, query, headers, body, body_size, report, credentials"
 )
+_INSERT = f"INSERT INTO deliveries ({COLUMNS}) VALUES ({', '.join('?' * 17)})"
 _SUMMARY = (
     "id, trigger, received_at, request_id, outcome, reason, dedup_key, execution_id,"
     " replay_of, method, content_type, body_size"
 )
 
 
+def values(record: DeliveryRecord) -> tuple[Any, ...]:
+    """The row's values in the order of :data:`COLUMNS`."""
+    return (
+        record.id,
+        record.trigger,
+        record.received_at,
+        record.request_id,
+        record.outcome,
+        record.reason,
+        record.dedup_key,
+        record.execution_id,
+        record.replay_of,
+        record.method,
+        record.content_type,
+        json.dumps(record.query),
+        json.dumps(record.headers),
+        record.body,
+        len(record.body),
+        json.dumps(record.report),
+        None if record.credentials is None else json.dumps(record.credentials),
+    )
+
+
 def insert(conn: Connection, record: DeliveryRecord) -> None:
     """Insert inside the caller's write transaction."""
-    conn.execute(
-        _INSERT,
-        (
-            record.id,
-            record.trigger,
-            record.received_at,
-            record.request_id,
-            record.outcome,
-            record.reason,
-            record.dedup_key,
-            record.execution_id,
-            record.replay_of,
-            record.method,
-            record.content_type,
-            json.dumps(record.query),
-            json.dumps(record.headers),
-            record.body,
-            len(record.body),
-            json.dumps(record.report),
-            None if record.credentials is None else json.dumps(record.credentials),
-        ),
-    )
+    conn.execute(_INSERT, values(record))
 
 
 def get(db: Database, delivery_id: str) -> DeliveryRecord:

@@ -20,6 +20,47 @@ _SUMMARY = (
 )
 
 
+QUEUED_COLUMNS = (
+    "id, trigger, delivery_id, request_id, status, attempt, retry_of, rerun_of, created_at,"
+    " run_after, report, status_changed_at"
+)
+
+
+def queued_values(
+    *,
+    execution_id: str,
+    trigger: str,
+    delivery_id: str | None,
+    request_id: str | None,
+    created_at: str,
+    report: dict[str, Any],
+    attempt: int = 1,
+    retry_of: str | None = None,
+    rerun_of: str | None = None,
+    run_after: str | None = None,
+) -> tuple[Any, ...]:
+    """A queued execution's values in the order of :data:`QUEUED_COLUMNS`."""
+    return (
+        execution_id,
+        trigger,
+        delivery_id,
+        request_id,
+        "queued",
+        attempt,
+        retry_of,
+        rerun_of,
+        created_at,
+        run_after,
+        json.dumps(report),
+        created_at,
+    )
+
+
+_INSERT_QUEUED = (
+    f"INSERT INTO executions ({QUEUED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def insert_queued(
     conn: Connection,
     *,
@@ -36,21 +77,18 @@ def insert_queued(
 ) -> None:
     """Queue an execution inside the caller's write transaction."""
     conn.execute(
-        "INSERT INTO executions (id, trigger, delivery_id, request_id, status, attempt,"
-        " retry_of, rerun_of, created_at, run_after, report, status_changed_at)"
-        " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-        (
-            execution_id,
-            trigger,
-            delivery_id,
-            request_id,
-            attempt,
-            retry_of,
-            rerun_of,
-            created_at,
-            run_after,
-            json.dumps(report),
-            created_at,
+        _INSERT_QUEUED,
+        queued_values(
+            execution_id=execution_id,
+            trigger=trigger,
+            delivery_id=delivery_id,
+            request_id=request_id,
+            created_at=created_at,
+            report=report,
+            attempt=attempt,
+            retry_of=retry_of,
+            rerun_of=rerun_of,
+            run_after=run_after,
         ),
     )
 

@@ -48,7 +48,6 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import ValidationError
 
-from app.redaction import is_sensitive_header, is_sensitive_query_param
 from app.triggers.response_schema import METHODS
 from app.triggers.schema import NAME_PATTERN, TriggerDocument
 
@@ -335,12 +334,8 @@ def _value_template(argument: dict[str, Any], where: str, notes: list[str]) -> s
     source, name = _scalar(argument.get("source")), _name_of(argument)
     quoted = json.dumps(name)
     if source == "header":
-        if is_sensitive_header(name):
-            notes.append(_REDACTED_NOTE.format(where=where, what=f"header {name}"))
         return f"{{{{ headers | field({json.dumps(name.lower())}) }}}}"
     if source in ("url", "query"):
-        if is_sensitive_query_param(name):
-            notes.append(_REDACTED_NOTE.format(where=where, what=f"query parameter {name}"))
         return f"{{{{ query | field({quoted}) }}}}"
     if source == "payload":
         return f"{{{{ body | field({quoted}) }}}}"
@@ -399,10 +394,6 @@ def _rule_source(argument: Any, where: str, notes: list[str]) -> str:
 _GO_JSON_ESCAPES = (
     r' | replace("&", "\\u0026") | replace("<", "\\u003c") | replace(">", "\\u003e")'
     r' | replace("\u2028", "\\u2028") | replace("\u2029", "\\u2029")'
-)
-_REDACTED_NOTE = (
-    "{where}: the {what} is a credential, which Hookrunner stores as [redacted]: the"
-    " command receives [redacted], not the value (check it in trigger-rule instead)"
 )
 _ALWAYS = {"match": {"type": "value", "source": "string:", "value": ""}}
 

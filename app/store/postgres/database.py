@@ -18,6 +18,9 @@ Same protocol as every store (:mod:`app.store.base`), with PostgreSQL's means:
   just used, and checking each borrow would add a round trip to every
   transaction. A connection that broke since its last use fails that one block
   (503); the pool then replaces it.
+* :meth:`PostgresDatabase.write_statement` (an accepted ingest) goes through this
+  process's group commit (:mod:`app.store.postgres.group_commit`): concurrent
+  statements share one pipelined transaction.
 * Connection failures become :class:`~app.errors.ServiceUnavailable` (503 with
   ``Retry-After``); constraint violations :class:`~app.store.base.IntegrityError`.
 """
@@ -128,6 +131,7 @@ class PostgresDatabase(Database):
         self.connect_timeout = connect_timeout
         self._pool: Any = None
         self._notify: Any = None
+        self._group: Any = None
         self._last_used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
     def _get_pool(self) -> Any:
@@ -189,6 +193,25 @@ class PostgresDatabase(Database):
             try:
                 with raw.transaction():
                     yield _Connection(raw)
+            except psycopg.errors.IntegrityError as exc:
+                raise IntegrityError(str(exc)) from exc
+
+    def write_statement(self, sql: str, parameters: Sequence[Any], *, order: str = "") -> Any:
+        """The statement in this process's next group commit (see ``group_commit.py``)."""
+        if self._group is None:
+            from app.store.postgres.group_commit import StatementGroup
+
+            self._group = StatementGroup(self)
+        return self._group.run(sql, parameters, order)
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which each statement is its own transaction."""
+        import psycopg
+
+        with self._borrow() as raw:
+            try:
+                yield _Connection(raw)
             except psycopg.errors.IntegrityError as exc:
                 raise IntegrityError(str(exc)) from exc
 

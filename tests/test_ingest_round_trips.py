@@ -1,0 +1,134 @@
+"""The ingest transaction's cost in round trips, and the answers of its one-statement path.
+
+On PostgreSQL an accepted webhook (new key, room in the queue) is written by one
+statement in autocommit (:mod:`app.store.ingest_records`); everything else takes
+the general transaction. Round trips are counted in libpq's protocol trace (a
+``Query`` or a ``Sync`` message from the client each waits for the server).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from app.store import Database
+from tests.conftest import PUSH, github_headers, send_push
+
+Counter = Callable[[], collections.Counter[str]]
+
+
+@pytest.fixture
+def protocol(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, store_kind: str) -> Iterator[Counter]:
+    """Trace every pooled PostgreSQL connection; the call returns the client's messages."""
+    if store_kind != "postgresql":
+        pytest.skip("counts PostgreSQL protocol messages")
+    from psycopg import pq
+
+    from app.store.postgres import database as pg
+    from app.store.postgres.notify import PgNotifyBackend
+
+    # Wake-ups are published by a background thread on a pooled connection: not counted.
+    monkeypatch.setattr(PgNotifyBackend, "publish", lambda self, topic: None)
+    path = tmp_path / "libpq.trace"
+    trace = path.open("w")
+    borrow = pg.PostgresDatabase._borrow
+
+    @contextmanager
+    def traced(self: pg.PostgresDatabase) -> Iterator[Any]:
+        with borrow(self) as raw:
+            raw.pgconn.trace(trace.fileno())
+            raw.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            try:
+                yield raw
+            finally:
+                raw.pgconn.untrace()
+
+    def messages() -> collections.Counter[str]:
+        trace.flush()
+        lines = path.read_text().splitlines()
+        path.write_text("")
+        trace.seek(0)
+        trace.truncate()
+        sent = [line.split("\t") for line in lines if line.startswith("F\t")]
+        return collections.Counter(fields[2] for fields in sent if len(fields) > 2)
+
+    monkeypatch.setattr(pg.PostgresDatabase, "_borrow", traced)
+    with trace:
+        yield messages
+
+
+def _round_trips(messages: collections.Counter[str]) -> int:
+    return messages["Query"] + messages["Sync"]
+
+
+def _rows(db: Database, sql: str) -> list[dict[str, Any]]:
+    with db.read() as conn:
+        return [dict(row) for row in conn.execute(sql).fetchall()]
+
+
+def test_an_accepted_webhook_is_one_round_trip_on_postgresql(
+    client: FlaskClient, db: Database, make_trigger: Any, protocol: Counter
+) -> None:
+    make_trigger()
+    assert send_push(client, "first")["status"] == "accepted"  # the trigger's first ingest
+    protocol()
+    answers = [send_push(client, f"d-{n}") for n in range(3)]
+    counted = protocol()
+    assert [answer["status"] for answer in answers] == ["accepted"] * 3
+    assert _round_trips(counted) == 3, counted  # one statement each, no BEGIN or COMMIT
+    assert counted["Query"] == 0
+    executions = _rows(db, "SELECT id, delivery_id, status FROM executions")
+    deliveries = _rows(db, "SELECT id, execution_id, outcome, dedup_key FROM deliveries")
+    keys = _rows(db, "SELECT key, delivery_id, execution_id FROM webhook_dedup_keys")
+    for answer in answers:
+        execution = {"id": answer["execution_id"], "delivery_id": answer["delivery_id"]}
+        assert {**execution, "status": "queued"} in executions
+        delivery = next(row for row in deliveries if row["id"] == answer["delivery_id"])
+        assert delivery["outcome"] == "accepted"
+        assert delivery["execution_id"] == answer["execution_id"]
+        assert {
+            "key": delivery["dedup_key"],
+            "delivery_id": answer["delivery_id"],
+            "execution_id": answer["execution_id"],
+        } in keys
+    assert _rows(db, "SELECT queued FROM queue_depth WHERE trigger = 'deploy'") == [{"queued": 4}]
+
+
+def test_a_duplicate_is_answered_with_the_original_ids(
+    client: FlaskClient, db: Database, make_trigger: Any
+) -> None:
+    make_trigger()
+    send_push(client, "warm")
+    original = send_push(client, "same")
+    again = send_push(client, "same")
+    assert again["status"] == "duplicate"
+    assert again["execution_id"] == original["execution_id"]
+    assert again["delivery_id"] != original["delivery_id"]
+    outcomes = _rows(db, "SELECT id, outcome, execution_id FROM deliveries")
+    assert {
+        "id": again["delivery_id"],
+        "outcome": "duplicate",
+        "execution_id": original["execution_id"],
+    } in outcomes
+    assert len(_rows(db, "SELECT id FROM executions")) == 2
+
+
+def test_a_full_queue_refuses_and_releases_the_key_but_a_duplicate_stays_a_duplicate(
+    client: FlaskClient, db: Database, make_trigger: Any
+) -> None:
+    make_trigger(concurrency={"max": 1, "on_busy": "queue", "queue_max": 2})
+    first = send_push(client, "one")
+    assert send_push(client, "two")["status"] == "accepted"
+    response = client.post("/webhooks/deploy", data=PUSH, headers=github_headers(PUSH, "three"))
+    assert response.status_code == 429
+    assert response.get_json()["error"]["code"] == "queue_full"
+    assert _rows(db, "SELECT key FROM webhook_dedup_keys WHERE key LIKE '%three%'") == []
+    again = send_push(client, "one")  # the queue is full, yet a retry is still a duplicate
+    assert (again["status"], again["execution_id"]) == ("duplicate", first["execution_id"])
+    assert _rows(db, "SELECT queued FROM queue_depth WHERE trigger = 'deploy'") == [{"queued": 2}]
