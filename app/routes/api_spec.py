@@ -165,7 +165,7 @@ def _empty(description: str) -> dict[str, Any]:
     return {"description": description}
 
 
-def _event_stream(description: str) -> dict[str, Any]:
+def event_stream(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/event-stream": {"schema": _STRING}}}
 
 
@@ -199,7 +199,7 @@ SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
         "200": _json("Output lines after the seq", "LogPage")
     },
     ("get", "/admin/executions/{execution_id}/stream"): {
-        "200": _event_stream("Output lines and the final status as Server-Sent Events")
+        "200": event_stream("Output lines and the final status as Server-Sent Events")
     },
     ("post", "/admin/executions/{execution_id}/cancel"): {
         "202": _json("Cancellation requested", "CancelRequested")
@@ -207,7 +207,7 @@ SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/admin/executions/{execution_id}/rerun"): {
         "202": _json("A new execution of the same delivery", "Rerun")
     },
-    ("get", "/admin/stream"): {"200": _event_stream("Status changes as Server-Sent Events")},
+    ("get", "/admin/stream"): {"200": event_stream("Status changes as Server-Sent Events")},
     ("get", "/admin/dedup-keys"): {"200": _json("Live dedup keys, newest first", "DedupKeyPage")},
     ("delete", "/admin/dedup-keys"): {"204": _empty("Forgotten")},
     ("get", "/admin/metrics/summary"): {"200": _json("Counts and history", "MetricsSummary")},

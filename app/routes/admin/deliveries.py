@@ -32,6 +32,11 @@ class DeliveryPath(BaseModel):
 
 @bp.get("", summary="List deliveries (newest first; no headers or bodies)")
 def list_deliveries(query: DeliveryQuery) -> dict[str, Any]:
+    return deliveries_page(query)
+
+
+def deliveries_page(query: DeliveryQuery) -> dict[str, Any]:
+    """One page of delivery summaries for ``query`` (the API's list, the dashboard's)."""
     since, until = query.range()
     return paginate(
         lambda after, limit: components().history.deliveries(

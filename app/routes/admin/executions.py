@@ -41,6 +41,11 @@ class ExecutionPath(BaseModel):
 
 @bp.get("", summary="List executions (newest first; no logs)")
 def list_executions(query: ExecutionQuery) -> dict[str, Any]:
+    return executions_page(query)
+
+
+def executions_page(query: ExecutionQuery) -> dict[str, Any]:
+    """One page of execution summaries for ``query`` (the API's list, the dashboard's)."""
     since, until = query.range()
     return paginate(
         lambda after, limit: components().control.list(
@@ -89,7 +94,7 @@ def _streamed(events: Iterator[str]) -> Iterator[str]:
         request_id_var.reset(token)
 
 
-def _event_stream(events: Iterator[str]) -> Response:
+def event_stream(events: Iterator[str]) -> Response:
     return Response(
         stream_with_context(_streamed(events)),
         mimetype="text/event-stream",
@@ -112,7 +117,7 @@ def stream(path: ExecutionPath, query: StreamQuery) -> Response:
         if query.after is not None
         else (int(last_event_id) if last_event_id.isdigit() else 0)
     )
-    return _event_stream(built.streams.execution(path.execution_id, after))
+    return event_stream(built.streams.execution(path.execution_id, after))
 
 
 @bp.post(
@@ -138,4 +143,4 @@ feed = APIBlueprint(
 
 @feed.get("", summary="Live feed of every execution's status changes (SSE)")
 def status_stream() -> Response:
-    return _event_stream(components().streams.status_feed(request.headers.get("Last-Event-ID")))
+    return event_stream(components().streams.status_feed(request.headers.get("Last-Event-ID")))

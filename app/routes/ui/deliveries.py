@@ -8,8 +8,7 @@ from typing import Any
 from flask import Response, g, redirect, render_template, url_for
 
 from app.ingest.replay import replay as replay_delivery
-from app.routes.admin.deliveries import DeliveryQuery
-from app.routes.admin.pagination import paginate
+from app.routes.admin.deliveries import DeliveryQuery, deliveries_page
 from app.routes.ui import bp, filters
 from app.routes.ui.executions import trigger_names
 from app.wiring import components
@@ -21,20 +20,7 @@ OUTCOMES = ("accepted", "duplicate", "ignored", "rejected", "handshake")
 @bp.get("/deliveries")
 def deliveries() -> str:
     args = filters.filter_args(FILTERS)
-    query = filters.parse(DeliveryQuery, args)
-    since, until = query.range()
-    page = paginate(
-        lambda after, limit: components().history.deliveries(
-            trigger=query.trigger,
-            outcome=query.outcome,
-            since=since,
-            until=until,
-            after=after,
-            limit=limit,
-        ),
-        query,
-        "received_at",
-    )
+    page = deliveries_page(filters.parse(DeliveryQuery, args))
     return render_template(
         "deliveries.html",
         section="deliveries",

@@ -17,8 +17,7 @@ from typing import Any
 from flask import Response, g, redirect, render_template, request, url_for
 
 from app.clock import ms_between, utc_now_iso
-from app.routes.admin.executions import ExecutionQuery, _event_stream
-from app.routes.admin.pagination import paginate
+from app.routes.admin.executions import ExecutionQuery, event_stream, executions_page
 from app.routes.ui import bp, filters
 from app.store.executions import FINAL_STATUSES, STATUSES
 from app.ui import sessions
@@ -36,20 +35,7 @@ def trigger_names() -> list[str]:
 @bp.get("/executions")
 def executions() -> str:
     args = filters.filter_args(FILTERS)
-    query = filters.parse(ExecutionQuery, args)
-    since, until = query.range()
-    page = paginate(
-        lambda after, limit: components().control.list(
-            trigger=query.trigger,
-            status=query.status,
-            since=since,
-            until=until,
-            after=after,
-            limit=limit,
-        ),
-        query,
-        "created_at",
-    )
+    page = executions_page(filters.parse(ExecutionQuery, args))
     return render_template(
         "executions.html",
         section="executions",
@@ -119,13 +105,13 @@ def execution_stream(execution_id: str) -> Response:
         after = int(last_event_id)
     else:
         after = int(after_arg) if after_arg.isdigit() else 0
-    return _event_stream(signed_in(built.streams.execution(execution_id, after)))
+    return event_stream(signed_in(built.streams.execution(execution_id, after)))
 
 
 @bp.get("/stream")
 def status_stream() -> Response:
     feed = components().streams.status_feed(request.headers.get("Last-Event-ID"))
-    return _event_stream(signed_in(feed))
+    return event_stream(signed_in(feed))
 
 
 def signed_in(events: Iterator[str]) -> Iterator[str]:

@@ -27,12 +27,11 @@ the transaction holding its statement has committed (no 2xx before the commit).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from app.context import start_thread
 from app.errors import ServiceUnavailable
+from app.store.batching import Batcher, Job
 
 if TYPE_CHECKING:
     from app.store.postgres.database import PostgresDatabase
@@ -40,56 +39,29 @@ if TYPE_CHECKING:
 MAX_GROUP = 64
 
 
-class _Job:
-    __slots__ = ("done", "error", "order", "parameters", "result", "sql")
+class _Job(Job):
+    __slots__ = ("order", "parameters", "sql")
 
     def __init__(self, sql: str, parameters: Sequence[Any], order: str) -> None:
+        super().__init__()
         self.sql = sql
         self.parameters = parameters
         self.order = order
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
 
 
 class StatementGroup:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
-        self._lock = threading.Lock()
-        self._pending: list[_Job] = []
-        self._wakeup = threading.Event()
-        self._started = False
+        self._batcher: Batcher[_Job] = Batcher(
+            self._commit, MAX_GROUP, "hookrunner-pg-group-commit"
+        )
 
     def run(self, sql: str, parameters: Sequence[Any], order: str) -> Any:
         """Run the statement in the next group; its first row (or None) once committed."""
-        job = _Job(sql, parameters, order)
-        with self._lock:
-            self._pending.append(job)
-            if not self._started:
-                self._started = True
-                start_thread(self._loop, fresh=True, name="hookrunner-pg-group-commit")
-        self._wakeup.set()
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.result
-
-    def _loop(self) -> None:
-        while True:
-            self._wakeup.wait()
-            self._wakeup.clear()
-            while True:
-                with self._lock:
-                    group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
-                if not group:
-                    break
-                try:
-                    self._commit(sorted(group, key=lambda job: job.order))
-                finally:
-                    for job in group:
-                        job.done.set()
+        return self._batcher.submit(_Job(sql, parameters, order))
 
     def _commit(self, group: list[_Job]) -> None:
+        group = sorted(group, key=lambda job: job.order)  # the same lock order in every process
         if len(group) > 1 and self._together(group):
             return
         for job in group:  # alone, in autocommit: each caller gets its own answer

@@ -16,62 +16,35 @@ execute SQL on the connection they are given - no I/O, no logging, no waiting
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
-from app.context import start_thread
 from app.store.base import Connection
+from app.store.batching import Batcher, Job
 from app.store.sqlite.database import SQLiteDatabase
 
 T = TypeVar("T")
 MAX_BATCH = 256
 
 
-class _Job(Generic[T]):
-    __slots__ = ("done", "error", "fn", "result")
+class _Job(Job):
+    __slots__ = ("fn",)
 
-    def __init__(self, fn: Callable[[Connection], T]) -> None:
+    def __init__(self, fn: Callable[[Connection], object]) -> None:
+        super().__init__()
         self.fn = fn
-        self.done = threading.Event()
-        self.result: T | None = None
-        self.error: BaseException | None = None
 
 
 class GroupCommitter:
     def __init__(self, db: SQLiteDatabase) -> None:
         self._db = db
-        self._lock = threading.Lock()
-        self._pending: list[_Job[object]] = []
-        self._wakeup = threading.Event()
-        self._started = False
+        self._batcher: Batcher[_Job] = Batcher(self._commit, MAX_BATCH, "hookrunner-group-commit")
 
     def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in the next group transaction; return its result once committed."""
-        job: _Job[T] = _Job(fn)
-        with self._lock:
-            self._pending.append(job)  # type: ignore[arg-type]
-            if not self._started:
-                self._started = True
-                start_thread(self._loop, fresh=True, name="hookrunner-group-commit")
-        self._wakeup.set()
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.result  # type: ignore[return-value]
+        return self._batcher.submit(_Job(fn))  # type: ignore[no-any-return]
 
-    def _loop(self) -> None:
-        while True:
-            self._wakeup.wait()
-            self._wakeup.clear()
-            while True:
-                with self._lock:
-                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                if not batch:
-                    break
-                self._commit(batch)
-
-    def _commit(self, batch: list[_Job[object]]) -> None:
+    def _commit(self, batch: list[_Job]) -> None:
         try:
             with self._db.write() as conn:
                 for job in batch:
@@ -85,6 +58,3 @@ class GroupCommitter:
         except BaseException as exc:  # BEGIN or COMMIT failed: nothing of the batch holds
             for job in batch:
                 job.result, job.error = None, job.error or exc
-        finally:
-            for job in batch:
-                job.done.set()
