@@ -11,7 +11,9 @@ from click.testing import CliRunner
 
 from app.cli import main
 from app.store import copy as copy_module
+from app.ui.sessions import COOKIE, COOKIE_PATH
 from tests.conftest import GITHUB_SECRET, github_headers, trigger_document, wait_for
+from tests.dashboard import sign_in
 
 TOKEN = "copy-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -40,11 +42,16 @@ def test_copy_moves_history_tokens_and_dedup_keys(
             == "succeeded"
         )
     )
+    unknown = client.post("/webhooks/nosuch", data=body, headers=github_headers(body, "d-2"))
+    assert unknown.status_code == 404  # recorded as a recent refusal
     token = CliRunner().invoke(
         main, ["create-token", "--name", "moved"], env={"DATABASE_URL": source_url}
     )
     assert token.exit_code == 0, token.output
     personal = token.output.strip().splitlines()[-1]
+    sign_in(client, personal)  # a dashboard session on the SQLite installation
+    session_cookie = client.get_cookie(COOKIE, path=COOKIE_PATH)
+    assert session_cookie is not None
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(copy_module, "BATCH", 1)  # every row its own batch: keyset paging
@@ -60,6 +67,11 @@ def test_copy_moves_history_tokens_and_dedup_keys(
     assert moved.get("/admin/triggers/deploy", headers=mine).status_code == 200
     logs = moved.get(f"/admin/executions/{execution_id}/logs", headers=mine).get_json()
     assert [item["line"] for item in logs["items"]] == ["hi"]
+    refusals = moved.get("/admin/triggers/nosuch/recent-refusals", headers=mine).get_json()
+    assert [item["reason"] for item in refusals["items"]] == ["trigger_not_found"]
+    # The session-signing key moved too: the operator signed in on SQLite stays signed in.
+    moved.set_cookie(COOKIE, session_cookie.value, path=COOKIE_PATH)
+    assert moved.get("/ui/triggers").status_code == 200
     again = moved.post("/webhooks/deploy", data=body, headers=github_headers(body, "d-1"))
     assert again.status_code == 200  # the sender's retry is still a duplicate, secret intact
     assert again.get_json()["execution_id"] == execution_id

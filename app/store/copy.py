@@ -1,9 +1,11 @@
 """Copy a whole installation from one store to another (e.g. SQLite to PostgreSQL).
 
 ``hookrunner copy-store --from URL --to URL`` moves triggers (with their secrets),
-admin tokens, deliveries, executions with their output, live dedup keys, breaker
-states and the daily rollups, so a user who outgrows SQLite keeps their history
-and their dedup guarantees. Protocol:
+admin tokens, deliveries (with the credential values kept for their executions),
+executions with their output, live dedup keys, breaker states, the daily
+rollups, the recent refusals and the server's own secrets (the dashboard's
+session-signing key: signed-in operators stay signed in), so a user who
+outgrows SQLite keeps their history and their dedup guarantees. Protocol:
 
 * The source must be at the code's schema version; the target is migrated first
   and must hold no data (a copy never merges into a live installation).
@@ -45,6 +47,8 @@ TABLES: tuple[Table, ...] = (
     Table("webhook_dedup_keys", ("trigger", "key"), "expires_at > ?"),
     Table("breaker_states", ("destination",)),
     Table("metrics_daily", ("day", "trigger", "kind", "key")),
+    Table("ingest_refusals", ("id",)),
+    Table("server_secrets", ("name",)),
 )
 
 
