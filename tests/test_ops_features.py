@@ -14,7 +14,7 @@ from app import create_app
 from app.cli import main
 from app.config import ConfigError, load_settings
 from app.ingest.client_address import client_address, parse_networks
-from tests.conftest import GITHUB_SECRET, PUSH, github_headers, trigger_document
+from tests.conftest import GITHUB_SECRET, PUSH, github_headers, trigger_document, wait_for
 
 TRIGGERS_YAML = """
 triggers:
@@ -201,3 +201,46 @@ def test_cli_test_replay_executions_and_tail(
     assert failing.exit_code == 0
     missing = runner.invoke(main, ["tail", "nope"])
     assert missing.exit_code == 1 and "not_found" in missing.output
+
+
+def test_cli_writes_reach_a_running_server_without_its_polls(
+    runner: CliRunner, tmp_path: Path, make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay from the CLI wakes the server's engine, an apply refreshes its triggers.
+
+    The engine's sweep and the trigger cache's revalidation are pushed out of
+    the test's reach, so only the command's notification can make either happen.
+    """
+    from app.execution import engine as engine_module
+    from app.store import executions
+    from app.triggers import registry as registry_module
+    from app.wiring import components, trigger_registry
+
+    runner.invoke(main, ["apply", "-f", str(_write(tmp_path, TRIGGERS_YAML))])
+    monkeypatch.setattr(engine_module, "SWEEP_SECONDS", 3600.0)
+    monkeypatch.setattr(registry_module, "REVALIDATE_SECONDS", 3600.0)
+    app = make_app(engine_enabled=True)
+    client = app.test_client()
+    with app.app_context():
+        assert trigger_registry().get("deploy").document.action.argv[0] == "/bin/echo"
+    accepted = client.post("/webhooks/deploy", data=PUSH, headers=github_headers(PUSH, "w-1"))
+    assert accepted.status_code == 202
+
+    def status(execution_id: str) -> str:
+        with app.app_context():
+            return executions.get(components().store, execution_id).status
+
+    wait_for(lambda: status(accepted.get_json()["execution_id"]) == "succeeded")
+    replayed = runner.invoke(main, ["replay", accepted.get_json()["delivery_id"], "--json"])
+    assert replayed.exit_code == 0, replayed.output
+    wait_for(lambda: status(json.loads(replayed.stdout)["execution_id"]) == "succeeded")
+
+    changed = TRIGGERS_YAML.replace('["/bin/echo", ', '["/bin/printf", ')
+    applied = runner.invoke(main, ["apply", "-f", str(_write(tmp_path, changed, "new.yaml"))])
+    assert applied.exit_code == 0, applied.output
+
+    def argv0() -> str:
+        with app.app_context():
+            return trigger_registry().get("deploy").document.action.argv[0]
+
+    assert wait_for(lambda: argv0() == "/bin/printf")

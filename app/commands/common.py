@@ -37,6 +37,9 @@ class Session:
 def session() -> Iterator[Session]:
     """Open the configured store (migrated), say which on stderr, close it at the end.
 
+    What the command writes is announced to running servers as it happens (see
+    :func:`_publishing_notifier`), so they act on it without waiting for a poll.
+
     Domain errors raised inside become a one-line error and exit status 1.
     """
     try:
@@ -47,12 +50,13 @@ def session() -> Iterator[Session]:
     db = open_store(settings)
     try:
         migrate(db)
+        notifier = _publishing_notifier(db)
         yield Session(
             settings=settings,
             db=db,
-            admin=TriggerAdmin(db),
+            admin=TriggerAdmin(db, notifier),
             triggers=TriggerRegistry(db),
-            service=ExecutionService(db, settings, Notifier(None)),
+            service=ExecutionService(db, settings, notifier),
         )
     except MigrationError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -60,6 +64,19 @@ def session() -> Iterator[Session]:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     finally:
         db.close()
+
+
+def _publishing_notifier(db: Database) -> Notifier:
+    """A notifier that tells running servers at once what this command wrote.
+
+    It only publishes (a command listens to nobody): a replay wakes the engines
+    of every process and host, an ``apply`` refreshes their cached triggers.
+    Closing the store sends what is still pending.
+    """
+    backend = db.notification_backend()
+    if backend is not None:
+        backend.start(lambda _topic: None, listen=False)
+    return Notifier(backend)
 
 
 def emit(data: Any, as_json: bool, human: Callable[[], list[str]]) -> None:

@@ -44,13 +44,18 @@ class PgNotifyBackend:
         self._listening = threading.Event()  # the listener is connected and LISTENing
         self._threads: list[threading.Thread] = []
 
-    def start(self, deliver: Callable[[str], None]) -> None:
-        """Deliver other processes' topics to ``deliver``; start publishing."""
+    def start(self, deliver: Callable[[str], None], *, listen: bool = True) -> None:
+        """Deliver other processes' topics to ``deliver``; start publishing.
+
+        With ``listen=False`` (a CLI command) no listener connection is opened:
+        the process only publishes.
+        """
         self.deliver = deliver
-        self._threads = [
-            start_thread(self._listen_loop, fresh=True, name="hookrunner-listen"),
-            start_thread(self._publish_loop, fresh=True, name="hookrunner-publish"),
-        ]
+        self._threads = [start_thread(self._publish_loop, fresh=True, name="hookrunner-publish")]
+        if listen:
+            self._threads.append(
+                start_thread(self._listen_loop, fresh=True, name="hookrunner-listen")
+            )
 
     def wait_listening(self, timeout: float) -> bool:
         """True once the listener is subscribed (tests, start-up checks)."""
@@ -62,6 +67,7 @@ class PgNotifyBackend:
         self._kick.set()
 
     def stop(self) -> None:
+        """Publish what is still pending, then stop listening (idempotent)."""
         self._stopped.set()
         self._kick.set()
         for thread in self._threads:
@@ -70,23 +76,28 @@ class PgNotifyBackend:
     # --- publishing -------------------------------------------------------------------
 
     def _publish_loop(self) -> None:
-        while not self._stopped.is_set():
+        while True:
             self._kick.wait(1.0)
             self._kick.clear()
+            stopping = self._stopped.is_set()  # read first: what came before is sent below
             with self._lock:
                 topics, self._pending = self._pending, set()
-            if not topics or self._stopped.is_set():
-                continue
-            payloads = [f"{self.origin}|{topic}"[:_MAX_PAYLOAD] for topic in topics]
-            try:
-                with self.store.read() as conn:
-                    conn.execute(
-                        "SELECT pg_notify(?, payload) FROM unnest(CAST(? AS TEXT[])) AS payload",
-                        (CHANNEL, payloads),
-                    )
-            except Exception:  # a hint only: followers poll
-                log.warning("notifications not published", exc_info=True)
-                self._stopped.wait(0.5)
+            if topics:
+                self._send(topics)
+            if stopping:
+                return
+
+    def _send(self, topics: set[str]) -> None:
+        payloads = [f"{self.origin}|{topic}"[:_MAX_PAYLOAD] for topic in topics]
+        try:
+            with self.store.read() as conn:
+                conn.execute(
+                    "SELECT pg_notify(?, payload) FROM unnest(CAST(? AS TEXT[])) AS payload",
+                    (CHANNEL, payloads),
+                )
+        except Exception:  # a hint only: followers poll
+            log.warning("notifications not published", exc_info=True)
+            self._stopped.wait(0.5)
 
     # --- listening --------------------------------------------------------------------
 

@@ -79,32 +79,39 @@ class DoorbellBackend:
 
     # --- lifecycle ----------------------------------------------------------------
 
-    def start(self, deliver: Callable[[str], None]) -> None:
+    def start(self, deliver: Callable[[str], None], *, listen: bool = True) -> None:
         """Bind this process's socket and deliver other processes' topics to ``deliver``.
 
-        A directory that cannot be created or bound leaves the backend silent
-        (logged once): everything still works by polling.
+        With ``listen=False`` (a CLI command) nothing is bound: the process only
+        rings the others. A directory that cannot be created or bound leaves the
+        backend silent (logged once): everything still works by polling.
         """
         self.deliver = deliver
+        path, receiver = None, None
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path = self.directory / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
-            receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            receiver.bind(str(path))
-            receiver.settimeout(1.0)  # wakes to notice stop()
+            if listen:
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                path = self.directory / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
+                receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                receiver.bind(str(path))
+                receiver.settimeout(1.0)  # wakes to notice stop()
             # Never blocks, so the unpatched socket does: it skips gevent's wrapper.
             sender = _native_socket()(socket.AF_UNIX, socket.SOCK_DGRAM)
             sender.setblocking(False)
         except OSError as exc:
+            if receiver is not None:
+                receiver.close()
             log.warning("doorbell unavailable (%s); other processes are polled", exc)
             return
         self._path, self._receiver, self._sender = path, receiver, sender
-        self._threads = [
-            start_thread(self._listen_loop, fresh=True, name="hookrunner-doorbell"),
-            start_thread(self._send_loop, fresh=True, name="hookrunner-doorbell-send"),
-        ]
+        self._threads = [start_thread(self._send_loop, fresh=True, name="hookrunner-doorbell-send")]
+        if receiver is not None:
+            self._threads.append(
+                start_thread(self._listen_loop, fresh=True, name="hookrunner-doorbell")
+            )
 
     def stop(self) -> None:
+        """Ring what is still pending, then close the sockets (idempotent)."""
         self._stopped.set()
         self._kick.set()
         for thread in self._threads:
@@ -128,14 +135,17 @@ class DoorbellBackend:
         self._kick.set()
 
     def _send_loop(self) -> None:
-        while not self._stopped.is_set():
+        while True:
             self._kick.wait(1.0)
             self._kick.clear()
+            stopping = self._stopped.is_set()  # read first: what came before is sent below
             with self._lock:
                 topics, self._pending = list(self._pending), {}
             if topics:
                 for datagram in _datagrams(topics):
                     self._ring(datagram)
+            if stopping:
+                return
 
     def _ring(self, data: bytes) -> None:
         sender = self._sender
@@ -154,7 +164,7 @@ class DoorbellBackend:
         now = time.monotonic()
         if now - self._peers_read_at < PEERS_REFRESH_SECONDS:
             return self._peers
-        own = str(self._path)
+        own = str(self._path) if self._path is not None else None
         try:
             names = os.listdir(self.directory)
         except OSError:
