@@ -37,6 +37,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
 
     from app import auth, errors, middleware, store, wiring
     from app.config import Settings, load_settings
+    from app.execution.alerts import FailureAlerts
     from app.jobs import scheduler
     from app.logging_config import configure_logging
     from app.routes import register_blueprints
@@ -82,6 +83,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     register_blueprints(app)
     if settings.scheduler_enabled:
         scheduler.init_app(
-            app, scheduler.JobContext(database, settings, built.triggers, built.notifier)
+            app,
+            scheduler.JobContext(
+                database,
+                settings,
+                built.triggers,
+                built.notifier,
+                FailureAlerts(database, settings, built.breakers),
+            ),
         )
     return app

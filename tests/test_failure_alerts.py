@@ -114,3 +114,51 @@ def test_notify_on_empty_list_silences_a_trigger() -> None:
     target = alerts.target_for(plain, "timed_out", Settings(alert_webhook_url="http://x"))
     assert target is not None and target.url == "http://x"
     assert json.dumps(doc.model_dump())
+
+
+def test_an_execution_reaped_after_its_process_died_notifies_interrupted(
+    make_app: Any, receiver: Receiver
+) -> None:
+    """The engine that replaces a dead one reaps its execution and sends the event once."""
+    import subprocess
+
+    from app.clock import utc_now_iso
+    from app.execution import leases
+
+    token = ENGINE_AUTH["Authorization"][7:]
+    first = make_app(admin_token=token, allow_private_targets=True)  # engine off
+    client = first.test_client()
+    action = {"type": "command", "argv": ["/bin/sleep", "300"]}
+    notify = {"url": receiver.url, "on": ["interrupted"], "signing_secret": SECRET}
+    created = client.post(
+        "/admin/triggers", json=trigger_document(action=action, notify=notify), headers=ENGINE_AUTH
+    )
+    assert created.status_code == 201
+    ids = client.post("/webhooks/deploy", data=PUSH, headers=github_headers(PUSH, "r-1")).get_json()
+    dead = subprocess.Popen(["/bin/true"])
+    dead.wait()
+    db = first.extensions["hookrunner.db"]
+    with db.write() as conn:  # as a process killed while running it would have left it
+        conn.execute(
+            "UPDATE executions SET status = 'running', owner = ?, heartbeat_at = ?,"
+            " started_at = ?, claim_token = 'gone' WHERE id = ?",
+            (
+                f"{leases.HOSTNAME}:{dead.pid}:deadbeef",
+                utc_now_iso(),
+                utc_now_iso(),
+                ids["execution_id"],
+            ),
+        )
+    replacement = make_app(admin_token=token, allow_private_targets=True, engine_enabled=True)
+    wait_for(lambda: len(receiver.posts) == 2)  # the first answer was a 503: retried
+    headers, body = receiver.posts[-1]
+    event = Webhook(SECRET).verify(body, headers)
+    assert event["type"] == "execution.interrupted"
+    assert event["data"]["execution_id"] == ids["execution_id"]
+    assert "stopped without finishing" in event["data"]["error"]
+    assert (
+        replacement.test_client()
+        .get(f"/admin/executions/{ids['execution_id']}", headers=ENGINE_AUTH)
+        .get_json()["status"]
+        == "interrupted"
+    )

@@ -4,8 +4,9 @@ Which executions: a trigger's ``notify`` decides (``on``: the final statuses tha
 notify, default ``failed`` and ``timed_out``; ``url``: where, default
 ``ALERT_WEBHOOK_URL``); a trigger without ``notify`` notifies ``ALERT_WEBHOOK_URL``,
 when set, of ``failed`` and ``timed_out``. ``notify: {"on": []}`` silences one.
-Only outcomes recorded by the run itself notify (an execution the lease reaper
-marks ``interrupted`` after its process died does not).
+Outcomes recorded by the run itself notify, and so does an execution the lease
+reaper ends ``interrupted`` after its process or host died (the reaping
+process sends it; no stderr tail is read for it then beyond what was stored).
 
 Contract:
 

@@ -27,6 +27,7 @@ from app.config import Settings
 from app.context import execution_id_var, request_id_var, start_thread, trigger_var
 from app.errors import TriggerNotFound
 from app.execution import leases
+from app.execution.alerts import FailureAlerts
 from app.execution.run import ExecutionRun
 from app.live.notifier import ALL, CANCEL, WORK, Notifier
 from app.outbound.breakers import BreakerRegistry
@@ -73,7 +74,8 @@ class Engine:
 
     def start(self) -> None:
         """Reconcile leases left by dead processes, then start dispatching."""
-        leases.reap(self.db, self.registry, self.settings, self.notifier, self.owner)
+        alerts = FailureAlerts(self.db, self.settings, self.breakers)
+        leases.reap(self.db, self.registry, self.settings, self.notifier, self.owner, alerts)
         self.notifier.watch(WORK, self.wake)  # queued in another process or host
         self.notifier.watch(CANCEL, self.wake)  # the sweep applies cancel requests
         self._loops = [start_thread(self._dispatch_loop), start_thread(self._heartbeat_loop)]

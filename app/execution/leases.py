@@ -15,6 +15,9 @@ Protocol:
   queued in the same transaction. Nothing is ever left ``running`` for good.
   When the dead owner was a process on this host, the command ``files`` it
   left behind are removed too (its guard has killed the command already).
+* Whoever reaps an execution (exactly one process: the end is fenced by the
+  claim token) hands the ``interrupted`` outcome to the failure notifications,
+  so a trigger whose ``notify.on`` lists ``interrupted`` hears of a dead host.
 """
 
 from __future__ import annotations
@@ -27,13 +30,16 @@ import uuid
 from app.clock import parse_iso, utc_now, utc_now_iso
 from app.config import Settings
 from app.errors import TriggerNotFound
+from app.execution.alerts import FailureAlerts
 from app.execution.retry import schedule_retry
+from app.execution.runners.base import RunResult
 from app.execution.runners.command import remove_files_of
 from app.live.notifier import ALL, Notifier
 from app.store import Database, executions
 from app.store import execution_queue as queue
 from app.store.executions import ExecutionRow
-from app.triggers.registry import TriggerRegistry
+from app.triggers.registry import CompiledTrigger, TriggerRegistry
+from app.triggers.templates import trigger_secrets
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +89,22 @@ def reap(
     settings: Settings,
     notifier: Notifier,
     self_owner: str,
+    alerts: FailureAlerts | None = None,
 ) -> int:
-    """Interrupt running executions whose owner is gone; returns how many."""
+    """Interrupt running executions whose owner is gone; returns how many.
+
+    ``alerts`` (when given) is told of each execution this call ended.
+    """
     reaped = 0
     for row in executions.running(db):
         if row.owner == self_owner:
             continue
         if not (_expired(row, settings.execution_lease_seconds) or owner_is_gone(row.owner)):
             continue
-        report = {**row.report, "interrupted_at": utc_now_iso()}
+        interrupted_at = utc_now_iso()
+        report = {**row.report, "interrupted_at": interrupted_at}
         error = f"interrupted: worker {row.owner} stopped without finishing it"
+        trigger = _trigger(registry, row.trigger)
         with db.write() as conn:
             if not queue.finish(
                 conn,
@@ -104,12 +116,14 @@ def reap(
                 report=report,
             ):
                 continue
-            try:
-                policy = registry.get(row.trigger).document.retry
-            except TriggerNotFound:
-                policy = None
+            policy = trigger.document.retry if trigger is not None else None
             retry_id = schedule_retry(conn, row, policy, "interrupted", retryable=True)
         reaped += 1
+        if alerts is not None and trigger is not None:
+            outcome = RunResult("interrupted", error=error)
+            times = {"started_at": row.started_at, "finished_at": interrupted_at}
+            secrets = trigger_secrets(trigger.document)
+            alerts.finished(row, trigger.document, outcome, times, secrets)
         if owner_is_gone(row.owner):  # its guard has killed the command: nothing uses them
             remove_files_of(row.id)
         notifier.notify(row.id)
@@ -119,3 +133,10 @@ def reap(
             extra={"execution_id": row.id, "trigger": row.trigger, "retry_id": retry_id},
         )
     return reaped
+
+
+def _trigger(registry: TriggerRegistry, name: str) -> CompiledTrigger | None:
+    try:
+        return registry.get(name)
+    except TriggerNotFound:
+        return None

@@ -25,6 +25,7 @@ from flask import Flask
 
 from app.config import Settings
 from app.execution import leases
+from app.execution.alerts import FailureAlerts
 from app.jobs import metrics, retention
 from app.live.notifier import Notifier
 from app.store import Database, dedup_keys
@@ -45,6 +46,7 @@ class JobContext:
     settings: Settings
     registry: TriggerRegistry
     notifier: Notifier
+    alerts: FailureAlerts | None = None  # told of executions the lease reaper ends
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ class Job:
 
 
 def _reap_leases(ctx: JobContext) -> int:
-    return leases.reap(ctx.db, ctx.registry, ctx.settings, ctx.notifier, self_owner="scheduler")
+    return leases.reap(
+        ctx.db, ctx.registry, ctx.settings, ctx.notifier, self_owner="scheduler", alerts=ctx.alerts
+    )
 
 
 JOBS: tuple[Job, ...] = (
