@@ -14,12 +14,23 @@ _UNDER_GEVENT = textwrap.dedent(
     from gevent import monkey; monkey.patch_all()
     import signal, gevent
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    import os
+    from gevent.socket import wait_read
     from app.execution.runners import spawn
+
+    def read_all(pipe):  # the output pipes are plain files: wait for readiness, then read
+        data = b""
+        while True:
+            wait_read(pipe.fileno())
+            chunk = os.read(pipe.fileno(), 65536)
+            if not chunk:
+                return data
+            data += chunk
 
     def run(code):
         child = spawn.start(["/bin/sh", "-c", f"echo out; echo err >&2; exit {code}"],
                             {"PATH": "/usr/bin:/bin"}, None, False)
-        out, err = child.stdout.read(), child.stderr.read()
+        out, err = read_all(child.stdout), read_all(child.stderr)
         child.stdout.close(); child.stderr.close()
         return child.wait(), out, err
 

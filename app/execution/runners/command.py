@@ -156,13 +156,15 @@ def _supervise(
     group, else None. The exit code is appended to ``exit_codes`` once the
     process has exited.
     """
-    exited = threading.Event()
+    stopped = _watch(child, action, ctx, output_full)
+    exit_codes.append(child.wait())
+    return stopped
 
-    def wait_for_exit() -> None:
-        exit_codes.append(child.wait())
-        exited.set()
 
-    start_thread(wait_for_exit)
+def _watch(
+    child: spawn.Child, action: CommandAction, ctx: RunContext, output_full: threading.Event
+) -> str | None:
+    exited = child.exited
     deadline = time.monotonic() + action.timeout_seconds
     while not exited.wait(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic()))):
         if ctx.cancelled.is_set():

@@ -27,11 +27,27 @@ from typing import IO, Any
 
 @dataclass
 class Child:
+    """A started command: its pipes, and an event set the moment it exits.
+
+    Under gevent the event is set by libev's child watcher - no greenlet waits
+    per command; otherwise a waiting thread sets it.
+    """
+
     pid: int
     stdin: IO[bytes] | None
     stdout: IO[bytes]
     stderr: IO[bytes] | None  # None when stderr goes to the stdout pipe
-    wait: Callable[[], int]  # blocks (cooperatively under gevent); the exit code, -N for signal N
+    exited: threading.Event
+    _exit_code: Callable[[], int]
+
+    def wait(self) -> int:
+        """Block (cooperatively under gevent) until exit; the exit code, -N for signal N."""
+        self.exited.wait()
+        return self._exit_code()
+
+    def exit_code(self) -> int:
+        """The exit code; only once :attr:`exited` is set."""
+        return self._exit_code()
 
 
 def _gevent_active() -> bool:
@@ -40,12 +56,19 @@ def _gevent_active() -> bool:
     return bool(monkey.is_module_patched("os"))
 
 
-def _file(fd: int, mode: str) -> IO[bytes]:
+def _writer(fd: int) -> IO[bytes]:
+    """The command's stdin: written cooperatively under gevent."""
     if _gevent_active():
         from gevent.fileobject import FileObjectPosix
 
-        return FileObjectPosix(fd, mode)  # type: ignore[no-any-return]
-    return os.fdopen(fd, mode)
+        return FileObjectPosix(fd, "wb")  # type: ignore[no-any-return]
+    return os.fdopen(fd, "wb")
+
+
+def _reader(fd: int) -> IO[bytes]:
+    """An output pipe: a plain unbuffered file, read with ``os.read`` once a selector
+    says it is ready (:mod:`app.execution.runners.pipes`), so it needs no wrapper."""
+    return os.fdopen(fd, "rb", buffering=0)
 
 
 def _prepare_child_watching() -> None:
@@ -61,22 +84,28 @@ def _prepare_child_watching() -> None:
         get_hub().loop.install_sigchld()
 
 
-def _exit_waiter(pid: int) -> Callable[[], int]:
-    """A function that waits for ``pid`` to exit; set up before anything can yield."""
+def _exit_watch(pid: int) -> tuple[threading.Event, Callable[[], int]]:
+    """An event set when ``pid`` exits, and its exit code then; set up before anything yields."""
+    exited = threading.Event()
     if not _gevent_active():
-        return lambda: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        status: list[int] = []
+
+        def reap() -> None:
+            status.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+            exited.set()
+
+        threading.Thread(target=reap, daemon=True, name=f"hookrunner-wait-{pid}").start()
+        return exited, lambda: status[0]
     from gevent import get_hub
 
-    exited = threading.Event()
     watcher: Any = get_hub().loop.child(pid, False)
-    watcher.start(exited.set)
 
-    def wait() -> int:
-        exited.wait()
+    def on_exit() -> None:
         watcher.stop()
-        return os.waitstatus_to_exitcode(watcher.rstatus)
+        exited.set()
 
-    return wait
+    watcher.start(on_exit)
+    return exited, lambda: os.waitstatus_to_exitcode(watcher.rstatus)
 
 
 def _executable(program: str, env: dict[str, str]) -> str:
@@ -107,7 +136,21 @@ def _popen(
     )
     on_spawned(process.pid)
     assert process.stdout is not None
-    return Child(process.pid, process.stdin, process.stdout, process.stderr, process.wait)
+    exited = threading.Event()
+
+    def reap() -> None:
+        process.wait()
+        exited.set()
+
+    threading.Thread(target=reap, daemon=True, name=f"hookrunner-wait-{process.pid}").start()
+    return Child(
+        process.pid,
+        process.stdin,
+        process.stdout,
+        process.stderr,
+        exited,
+        lambda: process.returncode,
+    )
 
 
 def start(
@@ -147,7 +190,7 @@ def start(
     try:
         pid = os.posix_spawn(path, argv, env, file_actions=actions, setsid=True)
         on_spawned(pid)
-        wait = _exit_waiter(pid)
+        exited, exit_code = _exit_watch(pid)
     except BaseException:
         for fd in (out_r, err_r, in_w):
             if fd >= 0:
@@ -157,6 +200,6 @@ def start(
         for fd in (out_w, err_w, in_r):
             if fd >= 0:
                 os.close(fd)
-    stdin = _file(in_w, "wb") if with_stdin else None
-    stderr = None if merge_stderr else _file(err_r, "rb")
-    return Child(pid, stdin, _file(out_r, "rb"), stderr, wait)
+    stdin = _writer(in_w) if with_stdin else None
+    stderr = None if merge_stderr else _reader(err_r)
+    return Child(pid, stdin, _reader(out_r), stderr, exited, exit_code)
