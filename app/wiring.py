@@ -23,7 +23,7 @@ from app.ingest.dispatch import ExecutionService
 from app.ingest.history import IngestHistory
 from app.ingest.waits import ResultWaiter
 from app.lifecycle import Lifecycle
-from app.live.notifier import Notifier
+from app.live.notifier import Notifier, audience, role_of
 from app.live.streams import LiveStreams
 from app.outbound.breakers import BreakerRegistry
 from app.store import Database, breaker_states
@@ -57,16 +57,19 @@ def init_app(app: Flask, store: Database, settings: Settings) -> Components:
     return built
 
 
-def build(store: Database, settings: Settings) -> Components:
+def build(store: Database, settings: Settings, *, serves_http: bool = True) -> Components:
     """Every component of one process on ``store``; the engine runs when enabled.
 
     Web workers reach the result through their app (:func:`init_app`); an
-    engine process (:mod:`app.execution.process`) uses it directly.
+    engine process (:mod:`app.execution.process`) uses it directly and says
+    ``serves_http=False``, so other processes ring it only with what engines
+    act on (:func:`app.live.notifier.audience`).
     """
     backend = store.notification_backend()
     notifier = Notifier(backend)
     if backend is not None:
-        backend.start(notifier.notify_local)
+        role = role_of(serves_http=serves_http, runs_engine=settings.engine_enabled)
+        backend.start(notifier.notify_local, role=role, audience=audience)
     breakers = BreakerRegistry()
     breakers.configure(settings)
     owner = f"{leases.HOSTNAME}:{os.getpid()}"

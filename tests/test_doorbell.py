@@ -109,3 +109,25 @@ def test_a_trigger_changed_in_one_worker_takes_effect_in_the_other(
     assert heard.wait(10)  # by the doorbell (SQLite) or LISTEN/NOTIFY (PostgreSQL)
     with second.app_context():
         assert not registry.get("deploy").enabled
+
+
+def test_each_role_is_rung_only_with_the_topics_it_acts_on(tmp_path: Path) -> None:
+    from app.live.notifier import ALL, BOTH, ENGINE, WEB, WORK, audience
+
+    directory = tmp_path / "bell"
+    roles = [WEB, ENGINE, WEB, BOTH]
+    inboxes = [_Inbox() for _ in roles]
+    bells = [DoorbellBackend(directory) for _ in roles]
+    for bell, inbox, role in zip(bells, inboxes, roles, strict=True):
+        bell.start(inbox, role=role, audience=audience)
+    try:
+        for topic in ("exec-1", ALL, WORK, TRIGGERS):
+            bells[0].publish(topic)
+        wait_for(lambda: len(inboxes[3].topics) == 4 and TRIGGERS in inboxes[1].topics)
+        wait_for(lambda: TRIGGERS in inboxes[2].topics)
+        assert set(inboxes[1].topics) == {WORK, TRIGGERS}  # the engine: no output, no feed
+        assert set(inboxes[2].topics) == {"exec-1", ALL, TRIGGERS}  # a web worker: no work
+        assert set(inboxes[3].topics) == {"exec-1", ALL, WORK, TRIGGERS}
+    finally:
+        for bell in bells:
+            bell.stop()

@@ -65,7 +65,7 @@ def main() -> int:
     from app.execution.runners import guard
 
     guard.start()
-    built = wiring.build(store, settings)
+    built = wiring.build(store, settings, serves_http=False)
     log.info(
         "engine process started",
         extra={"pid": os.getpid(), "pool_size": settings.execution_pool_size},

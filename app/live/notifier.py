@@ -45,6 +45,32 @@ CANCEL = "~cancel"  # a running execution was asked to stop
 TRIGGERS = "~triggers"  # a trigger was created, changed or deleted
 
 
+# What a process does, as far as notifications go: a backend that can address
+# processes (the doorbell) carries each topic only to the roles that act on it.
+ENGINE = "engine"  # runs executions and serves no HTTP (an engine process)
+WEB = "web"  # serves HTTP - streams, feeds, waits - and runs no engine
+BOTH = "all"  # a web worker that also runs an engine (single-process mode)
+
+
+def audience(topic: str) -> tuple[str, ...]:
+    """The roles of the processes that act on ``topic``.
+
+    Engines act on queued work and cancel requests; web workers follow
+    executions and the feed; every process caches triggers.
+    """
+    if topic in (WORK, CANCEL):
+        return (ENGINE, BOTH)
+    if topic == TRIGGERS:
+        return (ENGINE, WEB, BOTH)
+    return (WEB, BOTH)
+
+
+def role_of(*, serves_http: bool, runs_engine: bool) -> str:
+    if not serves_http:
+        return ENGINE
+    return BOTH if runs_engine else WEB
+
+
 class Backend(Protocol):
     """Carries topics to the notifiers of other processes."""
 

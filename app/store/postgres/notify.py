@@ -44,12 +44,21 @@ class PgNotifyBackend:
         self._listening = threading.Event()  # the listener is connected and LISTENing
         self._threads: list[threading.Thread] = []
 
-    def start(self, deliver: Callable[[str], None], *, listen: bool = True) -> None:
+    def start(
+        self,
+        deliver: Callable[[str], None],
+        *,
+        listen: bool = True,
+        role: str = "all",
+        audience: Callable[[str], tuple[str, ...]] | None = None,
+    ) -> None:
         """Deliver other processes' topics to ``deliver``; start publishing.
 
         With ``listen=False`` (a CLI command) no listener connection is opened:
-        the process only publishes.
+        the process only publishes. ``role`` and ``audience`` are accepted for
+        the notifier's sake and unused: one channel reaches every listener.
         """
+        del role, audience
         self.deliver = deliver
         self._threads = [start_thread(self._publish_loop, fresh=True, name="hookrunner-publish")]
         if listen:

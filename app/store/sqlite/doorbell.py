@@ -4,14 +4,18 @@
 :mod:`app.live.notifier`); every process using one database file - web
 workers, engine processes, CLI commands - shares one *doorbell directory*:
 
-* Each process binds one datagram socket there, named after its pid and a
-  random suffix, and a listener thread (a greenlet under gevent) hands every
-  datagram it receives - one topic, UTF-8 - to the notifier.
+* Each process binds one datagram socket there, named after its pid, a
+  random suffix and its *role* (``<pid>-<suffix>.<role>.sock``: an engine
+  process, a web worker, or both in one), and a listener thread (a greenlet
+  under gevent) hands every topic it receives to the notifier.
 * :meth:`~DoorbellBackend.publish` hands the topic to a sender thread (a
   greenlet under gevent), which sends everything published meanwhile as one
   datagram - topics separated by newlines - to every other socket in the
-  directory, without blocking: a full receive buffer or a peer that just went
-  away drops the hint (followers poll as well, so a lost hint only delays).
+  directory whose role acts on at least one of them (the notifier's
+  ``audience``: an engine is not woken by another engine's output lines, a web
+  worker not by queued work), without blocking: a full receive buffer or a
+  peer that just went away drops the hint (followers poll as well, so a lost
+  hint only delays). A socket named without a role hears everything.
   The execution ids, the feed and the work topic of a busy engine thus cost one
   ``sendto`` per peer per hub turn, not one per topic.
   A socket nobody listens on any more (its process was killed) answers
@@ -48,6 +52,7 @@ PEERS_REFRESH_SECONDS = 1.0
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes with the terminating NUL
 _NAME_ROOM = 40  # "<pid>-<suffix>.sock" with room to spare
 _MAX_DATAGRAM = 4096
+ANY_ROLE = "all"  # a socket of this role (or of none) hears every topic
 
 
 def doorbell_directory(database_path: str) -> Path:
@@ -66,10 +71,11 @@ class DoorbellBackend:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.deliver: Callable[[str], None] = lambda _topic: None
+        self.audience: Callable[[str], tuple[str, ...]] | None = None  # None: every role
         self._path: Path | None = None
         self._receiver: socket.socket | None = None
         self._sender: socket.socket | None = None
-        self._peers: list[str] = []
+        self._peers: list[tuple[str, str]] = []  # (socket path, role)
         self._peers_read_at = 0.0
         self._lock = threading.Lock()
         self._pending: dict[str, None] = {}  # topics to send, in the order published
@@ -79,19 +85,30 @@ class DoorbellBackend:
 
     # --- lifecycle ----------------------------------------------------------------
 
-    def start(self, deliver: Callable[[str], None], *, listen: bool = True) -> None:
+    def start(
+        self,
+        deliver: Callable[[str], None],
+        *,
+        listen: bool = True,
+        role: str = ANY_ROLE,
+        audience: Callable[[str], tuple[str, ...]] | None = None,
+    ) -> None:
         """Bind this process's socket and deliver other processes' topics to ``deliver``.
 
-        With ``listen=False`` (a CLI command) nothing is bound: the process only
-        rings the others. A directory that cannot be created or bound leaves the
-        backend silent (logged once): everything still works by polling.
+        ``role`` names what this process acts on; ``audience(topic)`` the roles
+        a topic is rung to (default: all). With ``listen=False`` (a CLI
+        command) nothing is bound: the process only rings the others. A
+        directory that cannot be created or bound leaves the backend silent
+        (logged once): everything still works by polling.
         """
         self.deliver = deliver
+        self.audience = audience
         path, receiver = None, None
         try:
             if listen:
                 self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                path = self.directory / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
+                name = f"{os.getpid()}-{secrets.token_hex(4)}.{_safe_role(role)}.sock"
+                path = self.directory / name
                 receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 receiver.bind(str(path))
                 receiver.settimeout(1.0)  # wakes to notice stop()
@@ -142,25 +159,37 @@ class DoorbellBackend:
             with self._lock:
                 topics, self._pending = list(self._pending), {}
             if topics:
-                for datagram in _datagrams(topics):
-                    self._ring(datagram)
+                self._ring_all(topics)
             if stopping:
                 return
 
-    def _ring(self, data: bytes) -> None:
+    def _ring_all(self, topics: list[str]) -> None:
+        """Ring each peer with the topics its role acts on (one datagram per role)."""
+        by_role: dict[str, list[bytes]] = {}
+        for peer, role in self._current_peers():
+            datagrams = by_role.get(role)
+            if datagrams is None:
+                wanted = [t for t in topics if self._wants(role, t)]
+                datagrams = by_role[role] = _datagrams(wanted) if wanted else []
+            for datagram in datagrams:
+                self._ring(datagram, peer)
+
+    def _wants(self, role: str, topic: str) -> bool:
+        return role == ANY_ROLE or self.audience is None or role in self.audience(topic)
+
+    def _ring(self, data: bytes, peer: str) -> None:
         sender = self._sender
         if sender is None:
             return
-        for peer in self._current_peers():
-            try:
-                sender.sendto(data, peer)
-            except (BlockingIOError, InterruptedError):
-                pass  # that peer's buffer is full: it has plenty to read already
-            except OSError as exc:
-                if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                    self._forget(peer, remove=exc.errno == errno.ECONNREFUSED)
+        try:
+            sender.sendto(data, peer)
+        except (BlockingIOError, InterruptedError):
+            pass  # that peer's buffer is full: it has plenty to read already
+        except OSError as exc:
+            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                self._forget(peer, remove=exc.errno == errno.ECONNREFUSED)
 
-    def _current_peers(self) -> list[str]:
+    def _current_peers(self) -> list[tuple[str, str]]:
         now = time.monotonic()
         if now - self._peers_read_at < PEERS_REFRESH_SECONDS:
             return self._peers
@@ -169,15 +198,17 @@ class DoorbellBackend:
             names = os.listdir(self.directory)
         except OSError:
             names = []
-        peers = [str(self.directory / name) for name in names if name.endswith(".sock")]
+        peers = [
+            (str(self.directory / name), _role_in(name)) for name in names if name.endswith(".sock")
+        ]
         with self._lock:
-            self._peers = [peer for peer in peers if peer != own]
+            self._peers = [(path, role) for path, role in peers if path != own]
             self._peers_read_at = now
         return self._peers
 
     def _forget(self, peer: str, *, remove: bool) -> None:
         with self._lock:
-            self._peers = [known for known in self._peers if known != peer]
+            self._peers = [known for known in self._peers if known[0] != peer]
         if remove:  # a socket file whose process died
             with contextlib.suppress(OSError):
                 os.unlink(peer)
@@ -205,6 +236,16 @@ class DoorbellBackend:
                     self.deliver(topic)
                 except Exception:
                     log.exception("notification handler failed")
+
+
+def _safe_role(role: str) -> str:
+    return role if role.isalnum() else ANY_ROLE
+
+
+def _role_in(name: str) -> str:
+    """The role in a socket's name; one named without (an older process) hears everything."""
+    parts = name.split(".")
+    return parts[-2] if len(parts) == 3 and parts[-2].isalnum() else ANY_ROLE
 
 
 def _datagrams(topics: list[str]) -> list[bytes]:
