@@ -55,10 +55,23 @@ class Lifecycle:
         self._engines.clear()
 
 
-def of(app: Flask | None) -> Lifecycle | None:
-    """The lifecycle of a Gunicorn worker's app (None before the app was loaded)."""
-    if app is None or not hasattr(app, "extensions"):
-        return None
-    from app.wiring import components
+_EXTENSION = "hookrunner.lifecycle"
 
-    return components(app).lifecycle
+
+def attach(app: Flask, lifecycle: Lifecycle) -> None:
+    """Keep ``lifecycle`` on ``app`` for the Gunicorn hooks (:func:`of`)."""
+    app.extensions[_EXTENSION] = lifecycle
+
+
+def of(app: object) -> Lifecycle | None:
+    """The lifecycle of a Gunicorn worker's app; None before it was loaded or for another app.
+
+    It imports nothing: the hooks call it from signal handlers, which may run
+    while the worker is still importing the app (a second SIGTERM would then
+    meet a partially initialised module).
+    """
+    extensions = getattr(app, "extensions", None)
+    if not isinstance(extensions, dict):
+        return None
+    found = extensions.get(_EXTENSION)
+    return found if isinstance(found, Lifecycle) else None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
+from app import lifecycle as lifecycles
 from app.config import Settings
 from app.execution import leases
 from app.execution.control import ExecutionControl
@@ -54,6 +55,7 @@ def init_app(app: Flask, store: Database, settings: Settings) -> Components:
     """Build every component, start the engine when enabled, and keep them on ``app``."""
     built = build(store, settings)
     app.extensions[_EXTENSION] = built
+    lifecycles.attach(app, built.lifecycle)
     return built
 
 
