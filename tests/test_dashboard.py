@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.auth import create_token, digest
-from app.store import Database, admin_tokens
+from app.store import Database, admin_tokens, get_db
 from app.ui import sessions
 from app.wiring import components
 from tests.dashboard import csrf_of, sign_in
@@ -122,19 +122,68 @@ def test_next_only_follows_paths_inside_the_dashboard(client: FlaskClient, db: D
         assert response.headers["Location"] == "/ui/", target
 
 
-def test_repeated_failures_are_refused_for_a_while(client: FlaskClient) -> None:
+def test_repeated_failures_are_refused_for_a_while(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from app.routes.ui import auth
 
-    auth._failures.clear()
-    try:
-        for _ in range(auth.MAX_FAILURES):
-            form = client.get("/ui/login")
-            client.post("/ui/login", data={"token": "bad", "csrf_token": csrf_of(form.text)})
+    monkeypatch.setattr(auth, "limiter", auth.SignInLimiter())
+    for _ in range(auth.MAX_FAILURES):
         form = client.get("/ui/login")
-        response = client.post("/ui/login", data={"token": "x", "csrf_token": csrf_of(form.text)})
-        assert response.status_code == 429
-    finally:
-        auth._failures.clear()
+        client.post("/ui/login", data={"token": "bad", "csrf_token": csrf_of(form.text)})
+    form = client.get("/ui/login")
+    response = client.post("/ui/login", data={"token": "x", "csrf_token": csrf_of(form.text)})
+    assert response.status_code == 429
+
+
+def test_behind_a_trusted_proxy_failures_count_per_browser(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every sign-in reaches the app from the proxy: one attacker must not lock out all."""
+    from app.routes.ui import auth
+
+    monkeypatch.setattr(auth, "limiter", auth.SignInLimiter())
+    app = make_app(trusted_proxies=("127.0.0.1/32",))
+    with app.app_context():
+        token = create_token(get_db(), "ops")
+    attacker, operator = app.test_client(), app.test_client()
+    for _ in range(auth.MAX_FAILURES + 1):
+        form = attacker.get("/ui/login")
+        refused = attacker.post(
+            "/ui/login",
+            data={"token": "bad", "csrf_token": csrf_of(form.text)},
+            headers={"X-Forwarded-For": "203.0.113.9"},
+        )
+    assert refused.status_code == 429
+    form = operator.get("/ui/login")
+    signed_in = operator.post(
+        "/ui/login",
+        data={"token": token, "csrf_token": csrf_of(form.text)},
+        headers={"X-Forwarded-For": "198.51.100.7"},
+    )
+    assert signed_in.status_code == 303
+    assert _session_cookie(operator) is not None
+
+
+def test_the_limiter_forgets_successes_and_keeps_a_bounded_table() -> None:
+    from app.routes.ui.auth import SignInLimiter
+
+    limiter = SignInLimiter(max_failures=2, window_seconds=300, max_addresses=3)
+    assert limiter.begin("a")
+    limiter.succeeded("a")
+    assert limiter.tracked() == 0  # a sign-in that worked leaves nothing behind
+    assert limiter.begin("a") and limiter.begin("a")
+    assert not limiter.begin("a")  # counted before the lookup: a third attempt is refused
+    for address in ("b", "c", "d"):
+        assert limiter.begin(address)
+    assert limiter.tracked() == 3  # the stalest address ("a") made room
+    assert limiter.begin("a")
+
+
+def test_only_the_exact_login_path_is_open(client: FlaskClient) -> None:
+    response = client.get("/ui/login-history")
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/ui/login?")
 
 
 def test_every_ui_response_has_the_security_headers(client: FlaskClient, db: Database) -> None:

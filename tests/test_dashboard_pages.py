@@ -150,6 +150,7 @@ def test_execution_detail_shows_output_report_and_links(
     )
     body = stream.get_data(as_text=True)
     assert stream.mimetype == "text/event-stream"
+    assert stream.headers["Cache-Control"] == "no-store"  # command output: never cached
     assert '"line":"oops"' in body and '"line":"out"' not in body
     assert "event: end" in body
 

@@ -44,7 +44,8 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
     " frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
-_OPEN_PATHS = ("/ui/login", "/ui/static/")
+_LOGIN = "/ui/login"  # exactly: a path that merely starts so is not open
+_STATIC = "/ui/static/"
 _LOGOUT = "/ui/logout"  # any signed-in role may sign out
 
 bp = Blueprint(
@@ -68,7 +69,7 @@ def can_write() -> bool:
 
 def _guard() -> Response | None:
     path = request.path
-    if not is_ui_path(path) or path.startswith(_OPEN_PATHS):
+    if not is_ui_path(path) or path == _LOGIN or path.startswith(_STATIC):
         return None
     session = sessions.signer().load(request.cookies.get(sessions.COOKIE))
     if session is None:
@@ -95,8 +96,8 @@ def _security_headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"
-        if not request.path.startswith("/ui/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
+        if not request.path.startswith(_STATIC):  # pages and live streams alike
+            response.headers["Cache-Control"] = "no-store"
     return response
 
 

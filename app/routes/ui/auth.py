@@ -2,7 +2,8 @@
 
 The sign-in form is protected by its own double-submit CSRF token (a cookie set
 with the form, echoed in a hidden field), since there is no session yet. Failed
-sign-ins are counted per client address in this process: after
+sign-ins are counted per client address (behind ``TRUSTED_PROXIES``, the
+address the proxies report) in this process: after
 :data:`MAX_FAILURES` within :data:`FAILURE_WINDOW_SECONDS` further attempts are
 429 until the window has passed.
 """
@@ -12,19 +13,19 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 
 from flask import Response, g, redirect, render_template, request, url_for
 
 from app.errors import AppError, Forbidden
+from app.ingest.client import remote_address
 from app.routes.ui import bp
 from app.ui import sessions
 from app.wiring import components
 
 MAX_FAILURES = 10
 FAILURE_WINDOW_SECONDS = 300.0
-_failures: dict[str, deque[float]] = defaultdict(deque)
-_failures_lock = threading.Lock()
+MAX_ADDRESSES = 10_000  # addresses with recent failures kept; the stalest go first
 
 
 class TooManySignIns(AppError):
@@ -33,12 +34,58 @@ class TooManySignIns(AppError):
     message = "Too many failed sign-ins from this address; wait a few minutes."
 
 
-def _recent_failures(address: str) -> deque[float]:
-    now = time.monotonic()
-    window = _failures[address]
-    while window and now - window[0] > FAILURE_WINDOW_SECONDS:
-        window.popleft()
-    return window
+class SignInLimiter:
+    """Failed sign-ins per client address within a sliding window, in this process.
+
+    :meth:`begin` counts an attempt before the token is looked up, under the
+    lock, so concurrent attempts cannot all pass the check; :meth:`succeeded`
+    takes it back. Addresses without recent failures are forgotten, and at most
+    ``max_addresses`` are kept.
+    """
+
+    def __init__(
+        self,
+        max_failures: int = MAX_FAILURES,
+        window_seconds: float = FAILURE_WINDOW_SECONDS,
+        max_addresses: int = MAX_ADDRESSES,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window_seconds = window_seconds
+        self.max_addresses = max_addresses
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def begin(self, address: str) -> bool:
+        """Count an attempt from ``address``; False (nothing counted) once it is over the limit."""
+        now = time.monotonic()
+        with self._lock:
+            window = self._failures.pop(address, deque())
+            while window and now - window[0] > self.window_seconds:
+                window.popleft()
+            if len(window) >= self.max_failures:
+                self._failures[address] = window
+                return False
+            window.append(now)
+            self._failures[address] = window  # the most recent attempt last
+            while len(self._failures) > self.max_addresses:
+                self._failures.popitem(last=False)
+            return True
+
+    def succeeded(self, address: str) -> None:
+        """The attempt counted by :meth:`begin` signed in: it was not a failure."""
+        with self._lock:
+            window = self._failures.get(address)
+            if window:
+                window.pop()
+            if not window:
+                self._failures.pop(address, None)
+
+    def tracked(self) -> int:
+        with self._lock:
+            return len(self._failures)
+
+
+limiter = SignInLimiter()
 
 
 def _safe_next(target: str | None) -> str:
@@ -77,17 +124,15 @@ def login_submit() -> Response:
     expected = request.cookies.get(sessions.LOGIN_COOKIE, "")
     if not expected or not sessions.csrf_matches(expected, request.form.get(sessions.CSRF_FIELD)):
         raise Forbidden("The sign-in form expired or was not sent by this site; try again.")
-    address = request.remote_addr or "?"
-    with _failures_lock:
-        if len(_recent_failures(address)) >= MAX_FAILURES:
-            raise TooManySignIns()
+    address = remote_address() or "?"  # behind TRUSTED_PROXIES: the browser, not the proxy
+    if not limiter.begin(address):
+        raise TooManySignIns()
     built = components()
     token = request.form.get("token", "").strip()
     token_id = sessions.signer().token_id_for(token) if token else None
     if token_id is None:
-        with _failures_lock:
-            _recent_failures(address).append(time.monotonic())
         return _form(401, "That token is not valid (or has been revoked).")
+    limiter.succeeded(address)
     response: Response = redirect(_safe_next(request.form.get("next")), code=303)  # type: ignore[assignment]
     sessions.set_session_cookie(response, sessions.signer().new_cookie(token_id), built.settings)
     response.delete_cookie(sessions.LOGIN_COOKIE, path="/ui/login")
