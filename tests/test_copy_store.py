@@ -52,6 +52,11 @@ def test_copy_moves_history_tokens_and_dedup_keys(
     sign_in(client, personal)  # a dashboard session on the SQLite installation
     session_cookie = client.get_cookie(COOKIE, path=COOKIE_PATH)
     assert session_cookie is not None
+    leaving = old.test_client()  # a session signed out before the move stays signed out
+    leaving_csrf = sign_in(leaving, personal)
+    ended_cookie = leaving.get_cookie(COOKIE, path=COOKIE_PATH)
+    assert ended_cookie is not None
+    assert leaving.post("/ui/logout", data={"csrf_token": leaving_csrf}).status_code == 303
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(copy_module, "BATCH", 1)  # every row its own batch: keyset paging
@@ -72,6 +77,9 @@ def test_copy_moves_history_tokens_and_dedup_keys(
     # The session-signing key moved too: the operator signed in on SQLite stays signed in.
     moved.set_cookie(COOKIE, session_cookie.value, path=COOKIE_PATH)
     assert moved.get("/ui/triggers").status_code == 200
+    ended = new.test_client()
+    ended.set_cookie(COOKIE, ended_cookie.value, path=COOKIE_PATH)
+    assert ended.get("/ui/triggers").status_code == 303
     again = moved.post("/webhooks/deploy", data=body, headers=github_headers(body, "d-1"))
     assert again.status_code == 200  # the sender's retry is still a duplicate, secret intact
     assert again.get_json()["execution_id"] == execution_id

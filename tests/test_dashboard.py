@@ -220,11 +220,34 @@ def ui_write_routes(app: Flask) -> list[tuple[str, str]]:
 
 
 def test_logout_ends_the_session(client: FlaskClient, db: Database) -> None:
-    csrf = sign_in(client, create_token(db, "ops"))
+    token = create_token(db, "ops")
+    csrf = sign_in(client, token)
+    copied = _session_cookie(client)
+    assert copied is not None
+    other = client.application.test_client()  # another browser of the same token
+    sign_in(other, token)
     response = client.post("/ui/logout", data={"csrf_token": csrf})
     assert response.status_code == 303
     assert _session_cookie(client) is None
     assert client.get("/ui/").status_code == 303
+    # A copy of the signed-out cookie is refused as well, on pages and streams.
+    thief = client.application.test_client()
+    thief.set_cookie(sessions.COOKIE, copied, path=sessions.COOKIE_PATH)
+    assert thief.get("/ui/").status_code == 303
+    assert thief.get("/ui/stream").status_code == 401
+    assert other.get("/ui/").status_code == 200  # only that session ended
+
+
+def test_ended_sessions_are_forgotten_once_their_cookies_expire(
+    make_app: Any, db: Database
+) -> None:
+    from app.store import ended_sessions
+
+    ended_sessions.end(db, "a" * 64, expires_at="2000-01-01T00:00:00.000000Z")
+    ended_sessions.end(db, "b" * 64, expires_at="2999-01-01T00:00:00.000000Z")
+    assert ended_sessions.delete_expired(db) == 1
+    assert not ended_sessions.is_ended(db, "a" * 64)
+    assert ended_sessions.is_ended(db, "b" * 64)
 
 
 def test_revoking_the_token_ends_its_sessions(client: FlaskClient, db: Database) -> None:

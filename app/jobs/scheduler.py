@@ -28,7 +28,7 @@ from app.execution import leases
 from app.execution.alerts import FailureAlerts
 from app.jobs import metrics, retention
 from app.live.notifier import Notifier
-from app.store import Database, dedup_keys
+from app.store import Database, dedup_keys, ended_sessions
 from app.store.scheduler_leases import try_claim
 from app.triggers.registry import TriggerRegistry
 
@@ -67,6 +67,7 @@ JOBS: tuple[Job, ...] = (
     Job("lease_reaper", 60, _reap_leases),
     Job("metrics_rollup", 3600, lambda ctx: metrics.rollup(ctx.db)),
     Job("retention", 3600, lambda ctx: retention.prune(ctx.db, ctx.registry)),
+    Job("ended_sessions_cleanup", 3600, lambda ctx: ended_sessions.delete_expired(ctx.db)),
 )
 
 

@@ -4,7 +4,8 @@
 admin tokens, deliveries (with the credential values kept for their executions),
 executions with their output, live dedup keys, breaker states, the daily
 rollups, the recent refusals and the server's own secrets (the dashboard's
-session-signing key: signed-in operators stay signed in), so a user who
+session-signing key: signed-in operators stay signed in) with the sessions signed
+out since (they stay signed out), so a user who
 outgrows SQLite keeps their history and their dedup guarantees. Protocol:
 
 * The source must be at the code's schema version; the target is migrated first
@@ -49,6 +50,7 @@ TABLES: tuple[Table, ...] = (
     Table("metrics_daily", ("day", "trigger", "kind", "key")),
     Table("ingest_refusals", ("id",)),
     Table("server_secrets", ("name",)),
+    Table("ended_sessions", ("session_digest",), "expires_at > ?"),
 )
 
 

@@ -9,7 +9,9 @@ time; it expires after ``SESSION_MAX_AGE_SECONDS``. Every request re-checks
 that the token still exists and is not revoked, and takes its role from the
 store, so revoking a token ends its sessions on every worker and host at once.
 ``ADMIN_TOKEN`` signs in as ``env:<HMAC of the token under the signing key>``,
-valid while the variable holds the same token. Signing out clears the cookie.
+valid while the variable holds the same token. Signing out clears the cookie and
+records the session as ended in the store (``ended_sessions``, by the digest of the
+session's own random token), so a copy of the cookie stops working everywhere too.
 
 The signing key is ``SESSION_SECRET``; unset, one random key is made on first
 use and kept in the store (``server_secrets``), so every worker and host sharing
@@ -23,14 +25,16 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from app.auth import digest
+from app.clock import to_iso
 from app.config import Settings
 from app.ingest.client_address import in_networks, parse_address, parse_networks
-from app.store import Database, admin_tokens, server_secrets
+from app.store import Database, admin_tokens, ended_sessions, server_secrets
 from app.store.admin_tokens import Role
 
 COOKIE = "hookrunner_session"
@@ -50,6 +54,11 @@ class Session:
     role: Role
     csrf: str
     signed_in_at: int
+
+    @property
+    def digest(self) -> str:
+        """What names this session in the store (its random token's SHA-256)."""
+        return hashlib.sha256(self.csrf.encode()).hexdigest()
 
 
 class SessionSigner:
@@ -102,7 +111,15 @@ class SessionSigner:
         if not (isinstance(token_id, str) and isinstance(csrf, str) and isinstance(at, int)):
             return None
         role = self._role_of(token_id)
-        return Session(token_id, role, csrf, at) if role is not None else None
+        if role is None:
+            return None
+        session = Session(token_id, role, csrf, at)
+        return None if ended_sessions.is_ended(self.db, session.digest) else session
+
+    def end(self, session: Session) -> None:
+        """Sign ``session`` out on every worker and host, until its cookie would expire."""
+        expires = session.signed_in_at + self.settings.session_max_age_seconds + 1
+        ended_sessions.end(self.db, session.digest, to_iso(datetime.fromtimestamp(expires, tz=UTC)))
 
     def _role_of(self, token_id: str) -> Role | None:
         if token_id.startswith(_ENV_PREFIX):

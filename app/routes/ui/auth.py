@@ -141,7 +141,8 @@ def login_submit() -> Response:
 
 @bp.post("/logout")
 def logout() -> Response:
-    _ = g.ui_session  # the guard checked the session and its CSRF token
+    session: sessions.Session = g.ui_session  # the guard checked it and its CSRF token
+    sessions.signer().end(session)  # a copy of the cookie stops working too
     response: Response = redirect(url_for("ui.login"), code=303)  # type: ignore[assignment]
     sessions.clear_session_cookie(response, components().settings)
     return response
