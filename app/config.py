@@ -210,6 +210,20 @@ def _env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[
     return value
 
 
+MIN_SECRET_CHARS = 32
+
+
+def _env_secret(env: Mapping[str, str], name: str) -> str | None:
+    """A signing key: unset, or at least :data:`MIN_SECRET_CHARS` characters (never echoed)."""
+    value = _env_str(env, name, None)
+    if value is not None and len(value) < MIN_SECRET_CHARS:
+        raise ConfigError(
+            f"{name} must be at least {MIN_SECRET_CHARS} characters (it has {len(value)});"
+            " make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return value
+
+
 def _env_cidrs(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """A comma-separated list of IPv4/IPv6 networks, normalised (``10.0.0.1`` is ``/32``)."""
     raw = _env_str(env, name, None)
@@ -303,7 +317,7 @@ def load_settings(
         response_wait_max_seconds=_env_int(
             env, "RESPONSE_WAIT_MAX_SECONDS", d.response_wait_max_seconds, 1, unit="seconds"
         ),
-        session_secret=_env_str(env, "SESSION_SECRET", None),
+        session_secret=_env_secret(env, "SESSION_SECRET"),
         session_max_age_seconds=_env_int(
             env, "SESSION_MAX_AGE_SECONDS", d.session_max_age_seconds, 60, unit="seconds"
         ),

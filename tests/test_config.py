@@ -97,3 +97,13 @@ def test_a_postgresql_url_is_accepted_and_described_without_its_password() -> No
     settings = load_settings(env={"DATABASE_URL": "postgresql://hook:s3cret-pw@db/hookrunner"})
     assert settings.database_dialect == "postgresql"
     assert "s3cret-pw" not in settings.store_description
+
+
+def test_a_short_session_secret_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env={"SESSION_SECRET": "hunter2hunter2"})
+    assert "SESSION_SECRET must be at least 32 characters" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+    long_enough = "k" * 32
+    assert load_settings(env={"SESSION_SECRET": long_enough}).session_secret == long_enough
+    assert load_settings(env={"SESSION_SECRET": ""}).session_secret is None  # .env.example
