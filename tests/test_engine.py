@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -401,3 +402,36 @@ def test_credential_headers_and_query_values_reach_templates_but_no_view(
         kept = dict(conn.execute("SELECT id, credentials FROM deliveries").fetchall())
     assert json.loads(kept[delivery_id])["headers"]["x-gitlab-token"] == "glpat-secret-1"
     assert kept[plain["delivery_id"]] is None
+
+
+def test_executions_run_on_the_pool_started_with_the_engine(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool's runners take turns: per command only its output reader is started.
+
+    (Threads here, greenlets under gevent; a quiet command starts no output flusher.)
+    """
+    app = make_app(
+        engine_enabled=True, admin_token="engine-test-token-0123456789", execution_pool_size=2
+    )
+    client = app.test_client()
+    runners = {t.name for t in threading.enumerate() if t.name.startswith("hookrunner-runner-")}
+    assert len(runners) >= 2
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    _trigger(client, "pooled", _command(sys.executable, "-c", "pass"))
+    ids = [_send(client, "pooled").get_json()["execution_id"] for _ in range(6)]
+    assert all(_finished(client, execution_id)["status"] == "succeeded" for execution_id in ids)
+    readers = [name for name in started if name.startswith("hookrunner-output-")]
+    # Without gevent a waiting thread per command notices its exit (spawn.py).
+    waiters = [name for name in started if name.startswith("hookrunner-wait-")]
+    others = [name for name in started if name not in readers + waiters]
+    assert len(readers) == len(waiters) == 6
+    assert len(others) == len(set(others)), others  # one-off background threads only
+    assert not any(name.startswith("Thread-") for name in others), others

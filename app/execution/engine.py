@@ -4,9 +4,11 @@
   ingest commits) starts free work at once; a sweep every second catches the
   rest - other workers' deliveries, retries whose time has come, capacity that
   freed up.
-* At most ``EXECUTION_POOL_SIZE`` executions run in this process; each runs in
-  its own greenlet/thread started with a copy of the context, and carries the
-  webhook's request id, its execution id and trigger name into every log line.
+* At most ``EXECUTION_POOL_SIZE`` executions run in this process, on as many
+  runner greenlets/threads started with the engine (none is created per
+  execution). Each execution runs in a fresh copy of the runner's context and
+  carries the webhook's request id, its execution id and trigger name into
+  every log line.
 * Leases (see :mod:`app.execution.leases`) are renewed by a heartbeat; cancel
   requests made through any worker are picked up by the owner's sweep.
 * :meth:`Engine.shutdown` stops claiming, lets running executions finish within
@@ -15,8 +17,9 @@
 
 from __future__ import annotations
 
-import functools
+import contextvars
 import logging
+import queue as work_queue
 import threading
 from dataclasses import dataclass, field
 
@@ -42,10 +45,18 @@ SWEEP_SECONDS = 1.0
 
 @dataclass
 class _Running:
-    token: str  # the claim token every write of this attempt presents
+    """One claimed execution of this process, from its claim until it is recorded."""
+
+    claim: queue.Claim
+    trigger: CompiledTrigger
     cancelled: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None  # set before it is registered
+    done: threading.Event = field(default_factory=threading.Event)
     interrupted: bool = False  # stopped by shutdown: recorded as interrupted
+
+    @property
+    def token(self) -> str:
+        """The claim token every write of this attempt presents."""
+        return self.claim.token
 
 
 class Engine:
@@ -68,7 +79,11 @@ class Engine:
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._running: dict[str, _Running] = {}
+        # Claimed work waiting for a runner; never longer than the pool, since a
+        # claim is only made for a free slot. ``None`` tells a runner to stop.
+        self._claimed: work_queue.Queue[_Running | None] = work_queue.Queue()
         self._loops: list[threading.Thread] = []
+        self._runners: list[threading.Thread] = []
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -78,6 +93,10 @@ class Engine:
         leases.reap(self.db, self.registry, self.settings, self.notifier, self.owner, alerts)
         self.notifier.watch(WORK, self.wake)  # queued in another process or host
         self.notifier.watch(CANCEL, self.wake)  # the sweep applies cancel requests
+        self._runners = [
+            start_thread(self._runner_loop, name=f"hookrunner-runner-{slot}")
+            for slot in range(self.settings.execution_pool_size)
+        ]
         self._loops = [start_thread(self._dispatch_loop), start_thread(self._heartbeat_loop)]
 
     def wake(self) -> None:
@@ -96,16 +115,16 @@ class Engine:
         self._stopping.set()
         self._wake.set()
         for running in self._snapshot():
-            if running.thread is not None:
-                running.thread.join(grace_seconds)
+            running.done.wait(grace_seconds)
         for running in self._snapshot():
             running.interrupted = True
             running.cancelled.set()
         for running in self._snapshot():
-            if running.thread is not None:
-                running.thread.join(10)
+            running.done.wait(10)
         self._closed.set()
-        for loop in self._loops:
+        for _runner in self._runners:
+            self._claimed.put(None)
+        for loop in self._loops + self._runners:
             loop.join(2)
 
     def _tokens(self) -> list[str]:
@@ -168,13 +187,10 @@ class Engine:
             now=utc_now_iso(),
         )
         for claim in claims:
-            holder = _Running(token=claim.token)
-            holder.thread = start_thread(
-                functools.partial(self._execute, claim, trigger, holder), start=False
-            )
-            with self._lock:  # registered and started together: shutdown sees a live thread
-                self._running[claim.execution_id] = holder
-                holder.thread.start()
+            running = _Running(claim, trigger)
+            with self._lock:  # registered before a runner can finish it
+                self._running[claim.execution_id] = running
+            self._claimed.put(running)
         return len(claims)
 
     def _fail_orphans(self, trigger_name: str, limit: int) -> None:
@@ -211,7 +227,17 @@ class Engine:
 
     # --- running one execution ------------------------------------------------------
 
-    def _execute(self, claim: queue.Claim, trigger: CompiledTrigger, holder: _Running) -> None:
+    def _runner_loop(self) -> None:
+        """One slot of the pool: run claimed executions one after the other until told to stop.
+
+        Each runs in a fresh copy of this runner's context, so nothing one
+        execution sets in a context variable is seen by the next.
+        """
+        while (running := self._claimed.get()) is not None:
+            contextvars.copy_context().run(self._execute, running)
+
+    def _execute(self, holder: _Running) -> None:
+        claim, trigger = holder.claim, holder.trigger
         execution_id, row = claim.execution_id, claim.row
         tokens = (
             request_id_var.set(row.request_id),
@@ -234,4 +260,5 @@ class Engine:
             request_id_var.reset(tokens[0])
             execution_id_var.reset(tokens[1])
             trigger_var.reset(tokens[2])
+            holder.done.set()
             self._wake.set()

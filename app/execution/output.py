@@ -7,7 +7,9 @@ paced by a token bucket (:class:`_FlushBudget`: 10 writes a second, 2 back to
 back): a line is written at once while the budget allows - so output of up to
 ten lines a second goes out as it comes, jitter included - and otherwise by a
 flusher thread as soon as the next write is allowed, together with everything
-that arrived meanwhile; 64 pending lines are written at once. A watcher sees
+that arrived meanwhile; 64 pending lines are written at once. The flusher is
+started the first time a line has to wait, so a run with little or no output
+starts none. A watcher sees
 output while the execution runs, and a crash loses at most the last batch.
 Output beyond ``max_output_bytes`` is not stored: from the first line that does
 not fit on, everything is dropped (the runner may also :meth:`OutputBuffer.discard`
@@ -82,7 +84,7 @@ class OutputBuffer:
         self._noted_truncation = False
         self._kick = threading.Event()  # lines are waiting for the flusher
         self._budget = _FlushBudget(FLUSHES_PER_SECOND, FLUSH_BURST)
-        self._flusher = start_thread(self._flush_periodically)
+        self._flusher: threading.Thread | None = None  # started when a line has to wait
 
     def line(self, stream: str, text: str) -> None:
         self.lines(stream, [text])
@@ -104,9 +106,16 @@ class OutputBuffer:
                 self.flush()
             except Exception:  # the lines are pending again; the flusher retries
                 log.warning("output write failed; retrying", exc_info=True)
-                self._kick.set()
+                self._wake_flusher()
         else:
-            self._kick.set()
+            self._wake_flusher()
+
+    def _wake_flusher(self) -> None:
+        """Have the flusher write what is pending as soon as the budget allows."""
+        with self._lock:
+            if self._flusher is None and not self._closed.is_set():
+                self._flusher = start_thread(self._flush_periodically)
+        self._kick.set()
 
     def discard(self, byte_count: int) -> None:
         """Output read past the limit and thrown away: counted as dropped."""
@@ -168,9 +177,12 @@ class OutputBuffer:
         Raises when the last write fails; the lines stay pending, so calling
         ``close`` again retries them (the truncation notice is added once).
         """
-        self._closed.set()
+        with self._lock:
+            self._closed.set()
+            flusher = self._flusher
         self._kick.set()
-        self._flusher.join()
+        if flusher is not None:
+            flusher.join()
         if self.dropped_bytes and not self._noted_truncation:
             self._noted_truncation = True
             self.system(

@@ -293,11 +293,12 @@ def _follow(
         pipes["stderr"] = child.stderr
     output_full, stop_reading = threading.Event(), threading.Event()
     reader = start_thread(
-        lambda: pipes_reader.pump(pipes, ctx.output, stop_reading, output_full.set)
+        lambda: pipes_reader.pump(pipes, ctx.output, stop_reading, output_full.set),
+        name=f"hookrunner-output-{child.pid}",
     )
     stdin = child.stdin
     if stdin is not None:
-        start_thread(lambda: _feed(stdin, ctx.raw_body))
+        start_thread(lambda: _feed(stdin, ctx.raw_body), name=f"hookrunner-stdin-{child.pid}")
     exit_codes: list[int] = []
     stopped = _supervise(child, action, ctx, exit_codes, output_full)
     reader.join(_DRAIN_SECONDS)
