@@ -39,6 +39,16 @@ _UNDER_GEVENT = textwrap.dedent(
     assert all(job.ready() for job in jobs), "a child's exit went unnoticed"
     assert [job.value[0] for job in jobs] == [n % 5 for n in range(50)]
     assert {job.value[1:] for job in jobs} == {(b"out\\n", b"err\\n")}
+    # Every child is reaped (no zombie left) and gevent keeps no exit status of
+    # ours in its table, which it scans on every exit (a cost per execution).
+    try:
+        monkey.get_original("os", "waitpid")(-1, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    else:
+        raise AssertionError("a child was left unreaped")
+    from gevent import os as gevent_os
+    assert not gevent_os._watched_children, len(gevent_os._watched_children)
     print("ok")
     """
 )

@@ -5,7 +5,10 @@ a typical worker), which would cap executions per second far below a peer
 written in Go. ``os.posix_spawn`` (a vfork-style clone in glibc) starts the
 same child in a fraction of that. Under gevent its exit is caught by a libev
 child watcher started before the hub runs again - so nobody else can reap the
-status first - and its pipes are read cooperatively.
+status first - and its pipes are read cooperatively. The spawn itself is the
+unpatched ``os.posix_spawn``: gevent's wrapper would add a second watcher per
+child and keep every exit status in a table it scans in full on each exit for
+a minute (at hundreds of commands a second, most of the engine's time).
 
 ``posix_spawn`` cannot change directory before Python 3.13, so an action with a
 ``cwd`` uses ``subprocess.Popen`` instead. Either way the child leads a new
@@ -82,6 +85,14 @@ def _prepare_child_watching() -> None:
         from gevent import get_hub
 
         get_hub().loop.install_sigchld()
+
+
+def _posix_spawn() -> Callable[..., int]:
+    """``os.posix_spawn`` as the standard library has it (see the module docstring)."""
+    from gevent import monkey
+
+    original: Callable[..., int] = monkey.get_original("os", "posix_spawn")
+    return original
 
 
 def _exit_watch(pid: int) -> tuple[threading.Event, Callable[[], int]]:
@@ -188,7 +199,7 @@ def start(
     ]
     _prepare_child_watching()
     try:
-        pid = os.posix_spawn(path, argv, env, file_actions=actions, setsid=True)
+        pid = _posix_spawn()(path, argv, env, file_actions=actions, setsid=True)
         on_spawned(pid)
         exited, exit_code = _exit_watch(pid)
     except BaseException:
