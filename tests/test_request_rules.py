@@ -157,7 +157,31 @@ def test_methods_other_than_post_where_the_trigger_allows_them(
     refused = client.get("/webhooks/postonly?host=a")
     assert refused.status_code == 405
     assert refused.get_json()["error"]["code"] == "method_not_allowed"
-    assert refused.headers["Allow"] == "POST"
+    assert refused.headers["Allow"] == "POST, OPTIONS"
+
+
+def test_options_names_the_triggers_methods_and_runs_nothing(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    _create(client, auth_headers, _trigger("asked", methods=["GET", "POST"]))
+    answered = client.open("/webhooks/asked", method="OPTIONS")
+    assert answered.status_code == 204
+    assert answered.headers["Allow"] == "GET, POST, OPTIONS"
+    assert answered.data == b""
+    listed = client.get("/admin/deliveries?trigger=asked", headers=auth_headers).get_json()
+    assert listed["items"] == []
+    unknown = client.open("/webhooks/nobody", method="OPTIONS")
+    assert unknown.status_code == 404
+    assert unknown.get_json()["error"]["code"] == "trigger_not_found"
+
+
+def test_options_is_a_webhook_on_a_trigger_that_lists_it(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    _create(client, auth_headers, _trigger("anymethod", methods=["POST", "OPTIONS"]))
+    accepted = client.open("/webhooks/anymethod?host=a", method="OPTIONS")
+    assert accepted.status_code == 202
+    assert accepted.get_json()["status"] == "accepted"
 
 
 def test_static_response_answers_with_templated_text_after_recording(

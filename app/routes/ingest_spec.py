@@ -38,9 +38,9 @@ WEBHOOK_PATH: dict[str, Any] = {
     "post": {
         "tags": ["webhooks"],
         "summary": "Receive a webhook: verify, deduplicate, record, queue an execution",
-        "description": "GET, PUT, PATCH and DELETE are answered the same way when the"
-        " trigger lists them in `methods` (default POST only; others: 405"
-        " method_not_allowed with Allow).",
+        "description": "GET, HEAD, PUT, PATCH, DELETE and OPTIONS are answered the same"
+        " way when the trigger lists them in `methods` (default POST only; others: 405"
+        " method_not_allowed with Allow, except OPTIONS: 204 with Allow, nothing recorded).",
         "operationId": "receive_webhook",
         "parameters": [
             {

@@ -59,7 +59,7 @@ def _check_source(trigger: CompiledTrigger) -> None:
         raise IpNotAllowed()
 
 
-@bp.route("/webhooks/<name>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route("/webhooks/<name>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 def receive(name: str) -> tuple[Response, int]:
     try:
         return _receive(name)
@@ -79,6 +79,14 @@ def receive(name: str) -> tuple[Response, int]:
         raise
 
 
+def _allowed_methods(trigger: CompiledTrigger) -> str:
+    """The ``Allow`` header: the trigger's methods, and OPTIONS, which is always answered."""
+    methods = list(trigger.document.methods)
+    if "OPTIONS" not in methods:
+        methods.append("OPTIONS")
+    return ", ".join(methods)
+
+
 def _receive(name: str) -> tuple[Response, int]:
     started = g.get("request_started") or time.perf_counter()
     body = read_body(current_app.config["MAX_CONTENT_LENGTH"])
@@ -88,7 +96,9 @@ def _receive(name: str) -> tuple[Response, int]:
     if not trigger.enabled:
         raise TriggerDisabled()
     if request.method not in trigger.document.methods:
-        allowed = ", ".join(trigger.document.methods)
+        allowed = _allowed_methods(trigger)
+        if request.method == "OPTIONS":  # asking what the trigger accepts: nothing runs
+            return Response(status=204, headers={"Allow": allowed}), 204
         raise MethodNotAllowed(f"This trigger accepts {allowed}.", headers={"Allow": allowed})
     _check_source(trigger)
     try:
