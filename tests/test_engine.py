@@ -61,6 +61,10 @@ def _lines(client: FlaskClient, execution_id: str, stream: str | None = None) ->
 
 
 PRINT_ARGS = "import json, sys; print(json.dumps(sys.argv[1:]))"
+PRINT_BOTH_WAYS = (
+    "import json, sys; print(json.dumps([a[::-1] for a in sys.argv[1:]])); "
+    "print(json.dumps(sys.argv[1:]))"
+)
 
 
 def test_payload_values_reach_the_command_as_single_literal_arguments(client: FlaskClient) -> None:
@@ -377,14 +381,17 @@ def test_credential_headers_and_query_values_reach_templates_but_no_view(
     client: FlaskClient,
 ) -> None:
     argv = ("{{ headers['x-gitlab-token'] }}", "{{ query.token }}", "{{ headers['x-team'] }}")
-    _trigger(client, "creds", _command(sys.executable, "-c", PRINT_ARGS, *argv))
+    _trigger(client, "creds", _command(sys.executable, "-c", PRINT_BOTH_WAYS, *argv))
     _trigger(client, "plain", _command(sys.executable, "-c", PRINT_ARGS, "{{ body.a }}"))
     sent = {"X-Gitlab-Token": "glpat-secret-1", "X-Team": "ops"}
     accepted = client.post("/webhooks/creds?token=tok-2", json={}, headers=sent).get_json()
     execution = _finished(client, accepted["execution_id"])
     assert execution["status"] == "succeeded"
+    # The command got the real values (printed reversed), and printing one as it is
+    # stores it masked, as every other view shows it.
     assert _lines(client, execution["id"], "stdout") == [
-        json.dumps(["glpat-secret-1", "tok-2", "ops"])
+        json.dumps(["1-terces-taplg", "2-kot", "spo"]),
+        json.dumps(["[redacted]", "[redacted]", "ops"]),
     ]
     # The stored delivery, the execution's report and the replay keep showing them redacted.
     delivery_id = accepted["delivery_id"]
@@ -394,7 +401,8 @@ def test_credential_headers_and_query_values_reach_templates_but_no_view(
     assert execution["report"]["action"]["argv"][3:] == ["[redacted]", "[redacted]", "ops"]
     replayed = client.post(f"/admin/deliveries/{delivery_id}/replay", headers=ENGINE_AUTH)
     again = _finished(client, replayed.get_json()["execution_id"])
-    assert _lines(client, again["id"], "stdout") == [json.dumps(["glpat-secret-1", "tok-2", "ops"])]
+    reversed_values = json.dumps(["1-terces-taplg", "2-kot", "spo"])
+    assert _lines(client, again["id"], "stdout")[0] == reversed_values
     # A trigger whose templates never read headers or the query keeps none of them.
     plain = client.post("/webhooks/plain", json={"a": 1}, headers=sent).get_json()
     _finished(client, plain["execution_id"])
@@ -402,6 +410,24 @@ def test_credential_headers_and_query_values_reach_templates_but_no_view(
         kept = dict(conn.execute("SELECT id, credentials FROM deliveries").fetchall())
     assert json.loads(kept[delivery_id])["headers"]["x-gitlab-token"] == "glpat-secret-1"
     assert kept[plain["delivery_id"]] is None
+
+
+def test_a_trigger_secret_printed_by_the_command_is_stored_masked(client: FlaskClient) -> None:
+    script = "import sys; print('key=' + sys.argv[1]); print('oops', sys.argv[1], file=sys.stderr)"
+    _trigger(
+        client,
+        "leaky",
+        _command(sys.executable, "-c", script, "{{ body.key }}"),
+        auth={"scheme": "token", "secrets": ["s3cret-token-value"]},
+    )
+    accepted = client.post(
+        "/webhooks/leaky",
+        json={"key": "s3cret-token-value"},
+        headers={"X-Webhook-Token": "s3cret-token-value"},
+    )
+    assert accepted.status_code == 202, accepted.get_json()
+    execution = _finished(client, accepted.get_json()["execution_id"])
+    assert sorted(_lines(client, execution["id"])) == ["key=[redacted]", "oops [redacted]"]
 
 
 def test_executions_run_on_the_pool_started_with_the_engine(

@@ -11,6 +11,10 @@ that arrived meanwhile; 64 pending lines are written at once. The flusher is
 started the first time a line has to wait, so a run with little or no output
 starts none. A watcher sees
 output while the execution runs, and a crash loses at most the last batch.
+Every line is stored with the execution's secrets (the trigger's credentials and
+the delivery's credential values) replaced by ``[redacted]``, as in its report and
+log lines: a command that prints a token it was given does not publish it to
+everyone who can read the output.
 Output beyond ``max_output_bytes`` is not stored: from the first line that does
 not fit on, everything is dropped (the runner may also :meth:`OutputBuffer.discard`
 bytes it never split into lines); one final ``system`` line says how much was
@@ -22,12 +26,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from app.clock import utc_now_iso
 from app.context import start_thread
 from app.live.notifier import Notifier
 from app.store import Database, execution_logs
+from app.triggers.templates import mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +73,16 @@ class _FlushBudget:
 
 
 class OutputBuffer:
-    def __init__(self, db: Database, notifier: Notifier, execution_id: str, max_bytes: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        notifier: Notifier,
+        execution_id: str,
+        max_bytes: int,
+        secrets: Sequence[str] = (),
+    ) -> None:
         self._db = db
+        self._secrets = [secret for secret in secrets if secret]  # masked in every line
         self._notifier = notifier
         self._execution_id = execution_id
         self._max_bytes = max_bytes
@@ -91,6 +104,8 @@ class OutputBuffer:
 
     def lines(self, stream: str, texts: list[str]) -> None:
         """Store lines of one stream in order; once one does not fit, none after it does."""
+        if self._secrets:
+            texts = [mask_secrets(text, self._secrets) for text in texts]
         with self._lock:
             for text in texts:
                 size = len(text.encode("utf-8", errors="replace")) + 1
@@ -124,6 +139,7 @@ class OutputBuffer:
             self.dropped_bytes += byte_count
 
     def system(self, text: str) -> None:
+        text = mask_secrets(text, self._secrets)
         with self._lock:
             self._append("system", text)
 

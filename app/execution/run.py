@@ -74,10 +74,13 @@ class ExecutionRun:
         max_bytes = (
             action.max_output_bytes if isinstance(action, CommandAction) else _HTTP_OUTPUT_CAP
         )
-        output = OutputBuffer(self.db, self.notifier, row.id, max_bytes)
         delivery = self._delivery(row)
+        secrets = trigger_secrets(trigger.document)
+        if delivery is not None and delivery.credentials:
+            secrets += _credential_values(delivery.credentials)
+        output = OutputBuffer(self.db, self.notifier, row.id, max_bytes, secrets)
         _ingest_breadcrumbs(delivery.report if delivery else {}, row)
-        ctx = self._context(row, trigger, delivery, output, cancelled)
+        ctx = self._context(row, trigger, delivery, output, cancelled, secrets)
         self.notifier.notify(row.id)
         self.notifier.notify(ALL)
         log.info("execution started", extra={"attempt": row.attempt})
@@ -118,10 +121,10 @@ class ExecutionRun:
         delivery: DeliveryRecord | None,
         output: OutputBuffer,
         cancelled: threading.Event,
+        secrets: list[str],
     ) -> RunContext:
         body, headers, query, content_type = b"", {}, {}, None
         method, remote_addr = "POST", None
-        secrets = trigger_secrets(trigger.document)
         if delivery is not None:
             body, headers, query = delivery.body, delivery.headers, delivery.query
             content_type, method = delivery.content_type, delivery.method or "POST"
@@ -129,7 +132,6 @@ class ExecutionRun:
             kept = delivery.credentials or {}  # what the stored copy shows redacted
             headers = headers | kept.get("headers", {})
             query = query | kept.get("query", {})
-            secrets += _credential_values(kept)  # masked wherever the run reports argv
         try:
             parsed: Any = parse_for_trigger(body, content_type, trigger.document.payload).value
         except Exception:
