@@ -11,11 +11,19 @@ An object with the same key twice raises :class:`DuplicateKey` (a
 ``ValueError``): which of the two values counts differs between parsers, so a
 filter, a dedup key and the program that finally reads the payload could each
 see another document.
+
+What RFC 8259 does not allow is refused too, as :class:`NotStandardJson`:
+``NaN``, ``Infinity`` and ``-Infinity``, numbers too large for a float (they
+would all become the same infinity), and a ``\\u`` escape of a lone surrogate
+(it is no character: such a string cannot be written as UTF-8, hashed for a
+dedup key or passed to a command).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 MAX_JSON_DEPTH = 128
@@ -33,6 +41,47 @@ class DuplicateKey(ValueError):
 
     def __init__(self, key: str) -> None:
         super().__init__(f"duplicate key {key[:64]!r} in a JSON object")
+
+
+class NotStandardJson(ValueError):
+    """A value JSON (RFC 8259) has no room for: see the module docstring."""
+
+
+# A \u escape of a surrogate; only a document with one needs its strings checked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise NotStandardJson(f"number {text[:32]!r} is out of range")
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise NotStandardJson(f"{name} is not JSON")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            texts = [node]
+        elif isinstance(node, dict):
+            texts = list(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+            continue
+        else:
+            continue
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -58,12 +107,21 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 
 def loads(data: str | bytes) -> Any:
-    """``json.loads`` with the depth limit and unique keys; raises ``ValueError``
-    (:class:`JsonTooDeep`, :class:`DuplicateKey` or the parser's own)."""
+    """``json.loads`` with the depth limit, unique keys and standard values only;
+    raises ``ValueError`` (:class:`JsonTooDeep`, :class:`DuplicateKey`,
+    :class:`NotStandardJson` or the parser's own)."""
     try:
-        value = json.loads(data, object_pairs_hook=_unique_pairs)
+        value = json.loads(
+            data,
+            object_pairs_hook=_unique_pairs,
+            parse_float=_finite,
+            parse_constant=_no_constants,
+        )
     except RecursionError:
         raise JsonTooDeep() from None
     if isinstance(value, dict | list) and _deeper_than(value, MAX_JSON_DEPTH):
         raise JsonTooDeep()
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
+        raise NotStandardJson("a \\u escape names a lone surrogate, which is no character")
     return value

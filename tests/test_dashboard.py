@@ -353,3 +353,17 @@ def test_a_post_without_the_csrf_token_is_refused(client: FlaskClient, db: Datab
     assert client.post("/ui/logout", data={"csrf_token": csrf[::-1]}).status_code == 403
     assert client.get("/ui/").status_code == 200  # still signed in: nothing changed
     assert ("POST", "/ui/logout") in ui_write_routes(client.application)
+
+
+def test_a_form_cut_short_is_refused_and_changes_nothing(client: FlaskClient, db: Database) -> None:
+    csrf = sign_in(client, create_token(db, "ops"))
+    body = f"csrf_token={csrf}".encode()
+    response = client.post(
+        "/ui/logout",
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+        # Declared but never sent, on a server that ends the input itself (as Gunicorn does).
+        environ_overrides={"CONTENT_LENGTH": str(len(body) + 40), "wsgi.input_terminated": True},
+    )
+    assert response.status_code == 400
+    assert client.get("/ui/").status_code == 200  # still signed in: the logout never ran

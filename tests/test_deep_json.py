@@ -91,3 +91,47 @@ def test_deep_cursor_is_400_invalid_cursor(
     response = client.get(f"/admin/deliveries?cursor={cursor}", headers=auth_headers)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_cursor"
+
+
+NOT_STANDARD = [
+    b'{"x": "\\ud800"}',  # a lone high surrogate
+    b'{"\\udfff": 1}',  # a lone low surrogate, as a key
+    b'{"x": NaN}',
+    b"[Infinity, -Infinity]",
+    b'{"n": 1e999999}',  # no float holds it: it would be infinity
+]
+
+
+@pytest.mark.parametrize("body", NOT_STANDARD)
+def test_json_outside_the_standard_is_400_invalid_json_and_not_stored(
+    client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any, body: bytes
+) -> None:
+    make_trigger(dedup={"key": "payload"})
+    response = client.post("/webhooks/deploy", data=body, headers=github_headers(body, "standard"))
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"]["code"] == "invalid_json"
+    assert "standard JSON" in response.get_json()["error"]["message"]
+    listed = client.get("/admin/deliveries", headers=auth_headers).get_json()
+    assert listed["items"] == []
+
+
+@pytest.mark.parametrize("body", NOT_STANDARD[:3])
+def test_json_outside_the_standard_is_400_on_the_admin_api(
+    client: FlaskClient, auth_headers: dict[str, str], make_trigger: Any, body: bytes
+) -> None:
+    make_trigger()
+    wrapped = b'{"body": ' + body + b"}"
+    response = client.post(
+        "/admin/triggers/deploy/test",
+        data=wrapped,
+        headers={**auth_headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_json"
+
+
+def test_a_surrogate_pair_escape_is_one_character(client: FlaskClient, make_trigger: Any) -> None:
+    make_trigger(dedup={"key": "payload"})
+    body = b'{"x": "\\ud83d\\ude00"}'
+    response = client.post("/webhooks/deploy", data=body, headers=github_headers(body, "standard"))
+    assert response.status_code == 202

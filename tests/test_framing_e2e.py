@@ -134,3 +134,22 @@ def test_malformed_chunk_framing_is_400_not_500(server: Server, framing: bytes, 
     assert response.status == 400, response.body
     assert response.json()["error"]["code"] == "malformed_request"
     assert not any('"status": 500' in line for line in server.log_lines())
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/admin/triggers"), ("PATCH", "/admin/triggers/open")]
+)
+def test_admin_body_shorter_than_its_content_length_is_400_and_changes_nothing(
+    server: Server, method: str, path: str
+) -> None:
+    body = json.dumps({"name": "cut", "description": "truncated-write"}).encode()
+    if method == "PATCH":
+        body = json.dumps({"description": "truncated-write"}).encode()
+    headers = {**AUTH, "Content-Type": "application/json", "Content-Length": str(len(body) + 50)}
+    head = post_head(path, headers).replace(b"POST ", f"{method} ".encode(), 1)
+    response = send_raw(server.base_url, head + body, half_close=True)
+    assert response is not None
+    assert response.status == 400, response.body
+    assert response.json()["error"]["code"] == "bad_request"
+    listed = requests.get(f"{server.base_url}/admin/triggers", headers=AUTH, timeout=10).json()
+    assert [(t["name"], t["description"]) for t in listed["items"]] == [("open", "")]

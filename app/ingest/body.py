@@ -68,14 +68,22 @@ def read_body(limit: int) -> bytes:
 
 
 def refuse_cut_stream(data: bytes, limit: int) -> None:
-    """PayloadTooLarge if ``data`` came from Werkzeug's stream cut at ``limit``.
+    """Refuse a body ``request.get_data`` returned cut short, as :func:`read_body` does.
 
-    For other routes, which read through ``request.get_data``: a body without
-    ``Content-Length`` is cut at ``MAX_CONTENT_LENGTH`` without notice, so when
-    ``limit`` bytes arrived, one more byte from the server's stream tells a body of
-    exactly ``limit`` bytes from a longer one.
+    For other routes, which read through ``request.get_data``:
+
+    * a body shorter than its ``Content-Length`` (the client closed early) is a
+      400 (``ClientDisconnected``), never acted on;
+    * a body without ``Content-Length`` is cut at ``MAX_CONTENT_LENGTH`` without
+      notice, so when ``limit`` bytes arrived, one more byte from the server's
+      stream tells a body of exactly ``limit`` bytes from a longer one
+      (PayloadTooLarge).
     """
-    if request.content_length is not None or len(data) < limit:
+    if request.content_length is not None:
+        if len(data) != request.content_length:
+            raise ClientDisconnected()
+        return
+    if len(data) < limit:
         return
     if not request.environ.get("wsgi.input_terminated"):
         return

@@ -57,6 +57,8 @@ def _invalid_json_message(error: ValueError) -> str:
         return f"The request body nests deeper than {safe_json.MAX_JSON_DEPTH} levels."
     if isinstance(error, safe_json.DuplicateKey):
         return "The request body has an object with the same key twice."
+    if isinstance(error, safe_json.NotStandardJson):
+        return f"The request body is not standard JSON: {error}."
     return "The request body is not valid JSON."
 
 

@@ -44,6 +44,8 @@ def reject_malformed_json() -> None:
         ) from None
     except safe_json.DuplicateKey:
         raise InvalidJson("The request body has an object with the same key twice.") from None
+    except safe_json.NotStandardJson as exc:
+        raise InvalidJson(f"The request body is not standard JSON: {exc}.") from None
     except ValueError as exc:
         raise InvalidJson() from exc
 
