@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from app.ingest.payloads import parse_multipart, parse_xml
@@ -250,3 +252,32 @@ def test_get_webhook_runs_the_command_with_query_method_and_address(
     assert answered.status_code == 202
     wait_for(lambda: out.exists() and out.read_text().count("\n") == 4)
     assert out.read_text().split("\n") == ["web-1", "GET", "10.1.2.3", "", ""]
+
+
+@pytest.mark.parametrize("value", ["a\r\nSet-Cookie: x=1", "tab\tok\x00", "caf\u00e9"])
+@pytest.mark.parametrize("where", ["response", "mismatch"])
+def test_a_response_header_that_no_header_can_carry_is_422(
+    client: FlaskClient, auth_headers: dict[str, str], value: str, where: str
+) -> None:
+    headers = {"X-Echo": value}
+    response = {"headers": headers} if where == "response" else {"mismatch": {"headers": headers}}
+    refused = client.post(
+        "/admin/triggers", json=_trigger("badheader", response=response), headers=auth_headers
+    )
+    assert refused.status_code == 422
+    assert "printable ASCII" in json.dumps(refused.get_json()["error"]["details"])
+
+
+@pytest.mark.parametrize("echoed", ["a\r\nSet-Cookie: pwn=1", "nul\u0000", "\u00e9\u4e2d"])
+def test_a_header_rendered_from_the_payload_that_no_header_can_carry_is_sent_empty(
+    client: FlaskClient, auth_headers: dict[str, str], echoed: str
+) -> None:
+    response = {"status": 200, "headers": {"X-Echo": "{{ body.x }}", "X-Kept": "yes"}}
+    _create(client, auth_headers, _trigger("echo", response=response))
+    answered = client.post("/webhooks/echo?host=a", json={"x": echoed})
+    assert answered.status_code == 200
+    assert answered.headers["X-Echo"] == ""
+    assert "Set-Cookie" not in answered.headers
+    assert answered.headers["X-Kept"] == "yes"
+    listed = client.get("/admin/deliveries?trigger=echo", headers=auth_headers).get_json()
+    assert len(listed["items"]) == 1

@@ -7,8 +7,10 @@ the filter or the rules get ``response.mismatch`` when set, and requests whose
 signature rule failed (nothing recorded) ``response.rule_error`` when set. A body is a template
 over the request (``body``, ``headers``, ``query``, ``request``, ``raw_body``)
 plus ``execution_id``; a template that fails to render answers with its source
-left out (an empty body), never a 500. Without a body the JSON answer is kept
-and only the status and headers change.
+left out (an empty body), never a 500; so does a header template, or one that
+renders to a value a header cannot carry (a line break, a control or non-ASCII
+character). Without a body the JSON answer is kept and only the status and
+headers change.
 
 With ``response.mode: wait`` an accepted or duplicate delivery is answered
 with its execution's result (:func:`wait_reply`): the route has already
@@ -35,7 +37,7 @@ from app.ingest.inbound import InboundRequest
 from app.ingest.waits import ResultWaiter
 from app.live.streams import stream_url
 from app.triggers.registry import CompiledTrigger
-from app.triggers.response_schema import Reply, ResponseSpec
+from app.triggers.response_schema import HEADER_VALUE, Reply, ResponseSpec
 from app.triggers.templates import TemplateRenderError, render, template_context
 
 log = logging.getLogger(__name__)
@@ -86,8 +88,18 @@ def _build(
         response = Response(_render(body, context), content_type=_TEXT)
     response.status_code = status
     for name, value in headers.items():
-        response.headers[name] = _render(value, context)
+        response.headers[name] = _header_value(name, value, context)
     return response
+
+
+def _header_value(name: str, source: str, context: dict[str, Any]) -> str:
+    """A header's rendered value; empty when it renders to what a header cannot carry
+    (a line break from the payload would otherwise split the response)."""
+    value = _render(source, context)
+    if HEADER_VALUE.fullmatch(value):
+        return value
+    log.warning("response header %s rendered a value a header cannot carry; sent empty", name)
+    return ""
 
 
 def reply(

@@ -19,6 +19,9 @@
 * ``mismatch`` answers a request the filter or the ``rules`` turned away
   (default 202 ``ignored``); ``rule_error`` one whose signature rule failed
   (default 401 ``signature_invalid``).
+* Header values are templates of printable ASCII (no line breaks or control
+  characters, which would split or break the response); a value that renders
+  to anything else is sent empty (:mod:`app.ingest.replies`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.triggers.templates import TemplateRenderError, compile_template
 
@@ -53,12 +56,27 @@ def _template(value: str | None) -> str | None:
 
 StatusCode = Annotated[int, Field(ge=200, le=599)]
 
+# What a response header value may hold: printable ASCII and tabs (RFC 9110 field
+# values without the obsolete 8-bit text, which servers and clients read apart).
+HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
+def _header_template(value: str) -> str:
+    if not HEADER_VALUE.fullmatch(value):
+        raise ValueError("a header value holds printable ASCII only (no line breaks)")
+    _template(value)
+    return value
+
+
+HeaderTemplate = Annotated[str, Field(max_length=8192), AfterValidator(_header_template)]
+ResponseHeaders = dict[Annotated[str, Field(pattern=_HEADER_NAME)], HeaderTemplate]
+
 
 class Reply(_Strict):
     """A fixed answer: status, headers, body template (absent: the JSON answer)."""
 
     status: StatusCode = 202
-    headers: dict[Annotated[str, Field(pattern=_HEADER_NAME)], str] = Field(default_factory=dict)
+    headers: ResponseHeaders = Field(default_factory=dict)
     body: str | None = Field(None, max_length=65536)
 
     @field_validator("body")
@@ -76,7 +94,7 @@ class ResponseSpec(_Strict):
     mode: Literal["async", "wait"] = "async"
     timeout_seconds: float = Field(10, gt=0, le=3600)
     status: ResponseStatus = Field(default_factory=ResponseStatus)  # type: ignore[arg-type]
-    headers: dict[Annotated[str, Field(pattern=_HEADER_NAME)], str] = Field(default_factory=dict)
+    headers: ResponseHeaders = Field(default_factory=dict)
     body: str | None = Field(None, max_length=65536, description='"output" | "none" | template')
     failure_body: str | None = Field(None, max_length=65536)
     max_output_bytes: int = Field(64 * 1024, ge=0, le=16 * 1024 * 1024)
@@ -92,13 +110,6 @@ class ResponseSpec(_Strict):
     @classmethod
     def _bodies(cls, value: str | None) -> str | None:
         return _template(value)
-
-    @field_validator("headers")
-    @classmethod
-    def _header_templates(cls, value: dict[str, str]) -> dict[str, str]:
-        for template in value.values():
-            _template(template)
-        return value
 
     @model_validator(mode="after")
     def _async_body(self) -> ResponseSpec:
