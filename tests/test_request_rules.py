@@ -281,3 +281,40 @@ def test_a_header_rendered_from_the_payload_that_no_header_can_carry_is_sent_emp
     assert answered.headers["X-Kept"] == "yes"
     listed = client.get("/admin/deliveries?trigger=echo", headers=auth_headers).get_json()
     assert len(listed["items"]) == 1
+
+
+def test_regex_rules_run_in_linear_time_on_hostile_payloads(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    """``(a+)+$`` would backtrack for ages on this body in Python's ``re``; RE2 does not."""
+    import threading
+
+    rules = {"match": {"type": "regex", "source": "payload:x", "regex": "^(a+)+$"}}
+    _create(client, auth_headers, _trigger("redos", rules=rules))
+    answers: list[Any] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(client.post("/webhooks/redos", json={"x": "a" * 60 + "!"}))
+    )
+    sender.start()
+    sender.join(60)  # a bound on waiting; backtracking would need years
+    assert answers, "the regex rule is still running"
+    assert answers[0].status_code == 202
+    assert answers[0].get_json()["status"] == "ignored"
+    matched = client.post("/webhooks/redos", json={"x": "a" * 60})
+    assert matched.get_json()["status"] == "accepted"
+
+
+@pytest.mark.parametrize("pattern", ["(?=x)", "(a)\\1", "(?<!x)y", "["])
+def test_a_regex_only_backtracking_can_run_is_422(
+    client: FlaskClient,
+    auth_headers: dict[str, str],
+    pattern: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    rules = {"match": {"type": "regex", "source": "payload:x", "regex": pattern}}
+    refused = client.post(
+        "/admin/triggers", json=_trigger("badregex", rules=rules), headers=auth_headers
+    )
+    assert refused.status_code == 422
+    assert "invalid regex (RE2 syntax)" in json.dumps(refused.get_json()["error"]["details"])
+    assert "re2.cc" not in capfd.readouterr().err  # nothing printed past the JSON logs

@@ -19,14 +19,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Literal
 
 from app.triggers.fields import MISSING, as_text, lookup
+from app.triggers.regex import compile_regex
 
 Outcome = Literal["matched", "mismatch", "signature_invalid"]
 SCALR_DATE_TOLERANCE_SECONDS = 300
@@ -47,11 +46,6 @@ class RuleInput:
 
 class _SignatureFailure(Exception):
     pass
-
-
-@lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
 
 
 def source_value(source: str, request: RuleInput) -> Any:
@@ -139,7 +133,7 @@ def _match(match: dict[str, Any], request: RuleInput) -> bool:
     if kind == "value":
         return hmac.compare_digest(text.encode(), str(match["value"]).encode())
     if kind == "regex":
-        return _regex(match["regex"]).search(text) is not None
+        return compile_regex(match["regex"]).search(text)
     if not _hmac_matches(kind, match["secret"], text, request.raw):
         raise _SignatureFailure()
     return True

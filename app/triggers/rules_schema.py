@@ -14,7 +14,8 @@ A ``match`` reads one value from the request (``source``) and tests it:
 ``type``                       test
 =============================  ==============================================
 ``value``                      the value equals ``value``
-``regex``                      ``regex`` is found in the value (``re.search``)
+``regex``                      ``regex`` is found in the value (RE2 syntax,
+                               as Go's; :mod:`app.triggers.regex`)
 ``hmac-sha1|sha256|sha512``    the value (a signature header) holds the hex
                                HMAC of the raw body with ``secret``, bare or
                                as ``sha256=<hex>``, one of a comma-separated list
@@ -36,10 +37,10 @@ mask.
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Any
 
 from app.redaction import REDACTED
+from app.triggers.regex import RegexError, compile_regex
 
 MATCH_TYPES = frozenset(
     {"value", "regex", "hmac-sha1", "hmac-sha256", "hmac-sha512", "ip", "scalr"}
@@ -81,12 +82,12 @@ def _check_match(match: Any, where: str) -> None:
             raise ValueError(f"{where}: a value match needs a string 'value'")
     elif kind == "regex":
         allowed.add("regex")
-        try:
-            re.compile(str(match.get("regex")))
-        except re.error as exc:
-            raise ValueError(f"{where}: invalid regex: {exc}") from None
         if not isinstance(match.get("regex"), str):
             raise ValueError(f"{where}: a regex match needs a string 'regex'")
+        try:
+            compile_regex(match["regex"])
+        except RegexError as exc:
+            raise ValueError(f"{where}: invalid regex (RE2 syntax): {exc}") from None
     elif kind == "ip":
         allowed.add("cidrs")
         cidrs = match.get("cidrs")

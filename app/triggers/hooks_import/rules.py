@@ -11,11 +11,11 @@ ip-whitelist and scalr-signature; anything else is :class:`_Unconvertible`.
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Any
 
 from app.triggers.hooks_import.parameters import _rule_source
 from app.triggers.hooks_import.scalars import _scalar, _Unconvertible
+from app.triggers.regex import RegexError, compile_regex
 
 _HMAC_TYPES = {
     "payload-hmac-sha1": "hmac-sha1",
@@ -81,8 +81,8 @@ def _match(match: Any, where: str, notes: list[str]) -> dict[str, Any]:
     if kind == "regex":
         pattern = _scalar(match.get("regex"))
         try:
-            re.compile(pattern)
-        except re.error as exc:
+            compile_regex(pattern)
+        except RegexError as exc:
             raise _Unconvertible(f"{where}: regex {pattern!r} is not valid here: {exc}") from None
         return {"type": "regex", "source": source, "regex": pattern}
     if kind in _HMAC_TYPES:
