@@ -170,3 +170,42 @@ def test_openapi_documents_the_trigger_model(client: FlaskClient) -> None:
     spec = client.get("/openapi.json").get_json()
     assert "/admin/triggers" in spec["paths"]
     assert "TriggerDocument" in spec["components"]["schemas"]
+
+
+HTTP = {"type": "http", "url": "https://hooks.example.com/in"}
+
+
+@pytest.mark.parametrize(
+    ("action", "secret"),
+    [
+        ({**HTTP, "headers": {"Authorization": "Bearer LEAK-1 {{ x."}}, "LEAK-1"),
+        ({**HTTP, "headers": {"X-Custom": "LEAK-2 {% if %}"}}, "LEAK-2"),
+        ({**HTTP, "url": "https://u:LEAK-3@example.com/{{x.}}"}, "LEAK-3"),
+        ({"type": "command", "argv": ["/bin/true"], "env": {"KEY": "LEAK-4 {{ }"}}, "LEAK-4"),
+    ],
+)
+def test_a_template_that_may_hold_a_credential_is_422_without_its_text(
+    client: FlaskClient, auth_headers: dict[str, str], action: dict[str, Any], secret: str
+) -> None:
+    document = trigger_document("quiet", action=action)
+    refused = client.post("/admin/triggers", json=document, headers=auth_headers)
+    assert refused.status_code == 422
+    assert "does not compile" in refused.text
+    assert secret not in refused.text
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        {**HTTP, "headers": {"X-Team": "ops\r\nX-Injected: 1"}},
+        {"type": "command", "argv": ["/bin/echo", "a\u0000b"]},
+        {"type": "command", "argv": ["/bin/true"], "env": {"A": "x\u0000"}},
+    ],
+)
+def test_actions_that_could_never_run_are_422(
+    client: FlaskClient, auth_headers: dict[str, str], action: dict[str, Any]
+) -> None:
+    document = trigger_document("never", action=action)
+    refused = client.post("/admin/triggers", json=document, headers=auth_headers)
+    assert refused.status_code == 422, refused.get_json()
+    assert refused.get_json()["error"]["code"] == "validation_failed"

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.redaction import REDACTED, is_sensitive_header, redact_url
 from app.triggers.response_schema import (
+    HEADER_VALUE,
     METHODS,
     FileSpec,
     Method,
@@ -47,6 +48,25 @@ def _check_template(value: str) -> str:
         compile_template(value)
     except TemplateRenderError as exc:
         raise ValueError(str(exc)) from None
+    return value
+
+
+def _check_quiet_template(value: str, what: str) -> str:
+    """As :func:`_check_template`, for text that may hold a credential (an environment
+    value, a URL, a header value): the error names ``what``, never the text itself."""
+    try:
+        compile_template(value)
+    except TemplateRenderError:
+        raise ValueError(
+            f"the template of {what} does not compile (its text is not repeated here:"
+            " it may hold a credential)"
+        ) from None
+    return value
+
+
+def _no_nul(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise ValueError(f"{what} holds a NUL character, which no program argument can")
     return value
 
 
@@ -153,7 +173,7 @@ class CommandAction(_Strict):
     def _argv_templates(cls, value: list[str]) -> list[str]:
         if not value[0].strip():
             raise ValueError("argv[0] must name a program")
-        return [_check_template(item) for item in value]
+        return [_check_template(_no_nul(item, f"argv[{n}]")) for n, item in enumerate(value)]
 
     @field_validator("env")
     @classmethod
@@ -161,7 +181,7 @@ class CommandAction(_Strict):
         for name, template in value.items():
             if not _ENV_NAME.match(name):
                 raise ValueError(f"invalid environment variable name {name!r}")
-            _check_template(template)
+            _check_quiet_template(_no_nul(template, f"env {name}"), f"env {name}")
         return value
 
 
@@ -179,11 +199,20 @@ class HttpAction(_Strict):
     timeout_seconds: float = Field(30, gt=0, le=600)
     max_response_bytes: int = Field(64 * 1024, ge=0, le=16 * 1024 * 1024)
 
+    @field_validator("url")
+    @classmethod
+    def _url_template(cls, value: str) -> str:
+        return _check_quiet_template(value, "url")
+
     @field_validator("headers")
     @classmethod
     def _header_templates(cls, value: dict[str, str]) -> dict[str, str]:
-        for template in value.values():
-            _check_template(template)
+        for name, template in value.items():
+            if not HEADER_VALUE.fullmatch(template):
+                raise ValueError(
+                    f"header {name}: a header value holds printable ASCII only (no line breaks)"
+                )
+            _check_quiet_template(template, f"header {name}")
         return value
 
     @field_validator("body")
