@@ -271,6 +271,14 @@ def test_private_destination_refused(server: Any, scheme: str, host: str) -> Non
         ("224.0.0.1", False),
         ("ff02::1", False),
         ("100.64.0.1", False),
+        ("192.0.0.8", False),  # IETF protocol block (some Pythons call it global)
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::1", False),  # 6to4 of 169.254.169.254
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("::7f00:1", False),  # IPv4-compatible, deprecated
     ],
 )
 def test_global_address_rule(address: str, allowed: bool) -> None:

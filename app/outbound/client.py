@@ -92,11 +92,43 @@ class ResponseTimeout(Urllib3TimeoutError):
     """The response body was still arriving when the total timeout ran out."""
 
 
+# Not for outbound requests, whatever this Python's ``is_global`` says: 192.0.0.0/24 is
+# the IETF's protocol block (older Pythons call most of it global); the NAT64 prefix for
+# local use; IPv4-compatible IPv6, deprecated.
+_NEVER_GLOBAL = (
+    ipaddress.ip_network("192.0.0.0/24"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::/96"),
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 form carries: mapped, 6to4 or well-known NAT64."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_global_address(address: str) -> bool:
-    """True for a public unicast address (IPv4-mapped IPv6 judged as IPv4)."""
+    """True for a public unicast address.
+
+    An IPv6 address that carries an IPv4 one (IPv4-mapped, 6to4, NAT64
+    ``64:ff9b::/96``) is judged by that IPv4 address, since a gateway on the way
+    delivers it there.
+    """
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if any(ip in network for network in _NEVER_GLOBAL if network.version == ip.version):
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return is_global_address(str(embedded))
     return ip.is_global and not ip.is_multicast
 
 
