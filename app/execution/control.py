@@ -42,7 +42,7 @@ class ExecutionControl:
         """The status of an execution that must exist; raises NotFound."""
         status = execution_queue.status_of(self.db, execution_id)
         if status is None:
-            raise NotFound(f"no execution with id {execution_id!r}")
+            raise NotFound(f"No execution has the id {execution_id!r}.")
         return status
 
     def logs(self, execution_id: str, after: int, limit: int) -> dict[str, Any]:

@@ -49,4 +49,4 @@ class IngestHistory:
     def forget_key(self, trigger: str, key: str) -> None:
         """Raises NotFound when no such key is remembered."""
         if not dedup_keys.delete(self.db, trigger, key):
-            raise NotFound("no such dedup key")
+            raise NotFound("No such dedup key.")

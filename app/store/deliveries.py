@@ -86,7 +86,7 @@ def get(db: Database, delivery_id: str) -> DeliveryRecord:
             (delivery_id,),
         ).fetchone()
     if row is None:
-        raise NotFound(f"no delivery with id {delivery_id!r}")
+        raise NotFound(f"No delivery has the id {delivery_id!r}.")
     item = dict(row)
     del item["body_size"]
     for column in ("query", "headers", "report"):

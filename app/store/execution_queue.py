@@ -216,7 +216,7 @@ def request_cancel(db: Database, execution_id: str) -> str:
     with db.write() as conn:
         row = conn.execute("SELECT status FROM executions WHERE id = ?", (execution_id,)).fetchone()
         if row is None:
-            raise NotFound(f"no execution with id {execution_id!r}")
+            raise NotFound(f"No execution has the id {execution_id!r}.")
         status = str(row["status"])
         if status == "queued":
             conn.execute(
@@ -231,7 +231,7 @@ def request_cancel(db: Database, execution_id: str) -> str:
                 (now, execution_id),
             )
         else:
-            raise Conflict(f"execution already ended with status {status!r}")
+            raise Conflict(f"The execution already ended with status {status!r}.")
     return status
 
 

@@ -141,7 +141,7 @@ def get(db: Database, execution_id: str) -> ExecutionRow:
             f"SELECT {FULL_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
     if row is None:
-        raise NotFound(f"no execution with id {execution_id!r}")
+        raise NotFound(f"No execution has the id {execution_id!r}.")
     return ExecutionRow.from_row(row)
 
 

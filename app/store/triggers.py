@@ -51,7 +51,7 @@ def get(db: Database, name: str) -> TriggerRow:
     with db.read() as conn:
         row = conn.execute(f"SELECT {_COLUMNS} FROM triggers WHERE name = ?", (name,)).fetchone()
     if row is None:
-        raise TriggerNotFound(f"no trigger named {name!r}")
+        raise TriggerNotFound()
     return _row(row)
 
 
@@ -70,7 +70,7 @@ def update(db: Database, name: str, description: str, enabled: bool, document: s
             (description, int(enabled), document, now, name),
         )
         if cursor.rowcount == 0:
-            raise TriggerNotFound(f"no trigger named {name!r}")
+            raise TriggerNotFound()
         created = conn.execute("SELECT created_at FROM triggers WHERE name = ?", (name,)).fetchone()
     return TriggerRow(name, document, enabled, created["created_at"], now)
 
@@ -80,4 +80,4 @@ def delete(db: Database, name: str) -> None:
     with db.write() as conn:
         cursor = conn.execute("DELETE FROM triggers WHERE name = ?", (name,))
     if cursor.rowcount == 0:
-        raise TriggerNotFound(f"no trigger named {name!r}")
+        raise TriggerNotFound()
