@@ -140,6 +140,12 @@ class PayloadTooLarge(AppError):
     message = "The request body is larger than allowed."
 
 
+class UnsupportedEncoding(AppError):
+    status = 415
+    code = "unsupported_encoding"
+    message = "The request body is compressed or encoded; send it as it is."
+
+
 class ValidationFailed(AppError):
     status = 422
     code = "validation_failed"

@@ -153,3 +153,30 @@ def test_admin_body_shorter_than_its_content_length_is_400_and_changes_nothing(
     assert response.json()["error"]["code"] == "bad_request"
     listed = requests.get(f"{server.base_url}/admin/triggers", headers=AUTH, timeout=10).json()
     assert [(t["name"], t["description"]) for t in listed["items"]] == [("open", "")]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        {"Content-Encoding": "br", "Content-Type": "text/plain"},
+        {"Transfer-Encoding": "gzip, chunked", "Content-Type": "application/json"},
+    ],
+)
+@pytest.mark.parametrize("path", ["/webhooks/open", "/admin/triggers"])
+def test_an_encoded_body_is_415_and_not_stored(
+    server: Server, headers: dict[str, str], path: str
+) -> None:
+    import gzip
+
+    before = _deliveries(server)
+    body = gzip.compress(b'{"a": 1}')
+    if "Transfer-Encoding" in headers:
+        request = post_head(path, {**headers, **AUTH}) + chunked(body)
+    else:
+        request = post_head(path, {**headers, **AUTH, "Content-Length": str(len(body))}) + body
+    response = send_raw(server.base_url, request)
+    assert response is not None
+    assert response.status == 415, response.body
+    assert response.json()["error"]["code"] == "unsupported_encoding"
+    assert _deliveries(server) == before

@@ -11,6 +11,10 @@ Contract of :func:`read_body`:
   :class:`~app.errors.PayloadTooLarge`, never a silently truncated body
   (Werkzeug's limited stream stops at the limit without saying so when read
   whole). A server that does not terminate the stream gives an empty body.
+* A body sent with a ``Content-Encoding`` (gzip, ...) or a transfer coding other
+  than ``chunked`` is refused with 415 ``unsupported_encoding`` before it is
+  read: nothing decodes it, and storing, verifying or parsing the encoded bytes
+  as if they were the payload would silently be wrong.
 * A client that goes away mid-body is a 400 (``ClientDisconnected``); malformed
   chunk framing raised by the server while reading (Gunicorn's
   ``ParseException``) propagates to :mod:`app.errors`, which answers 400
@@ -26,7 +30,7 @@ from typing import BinaryIO
 from flask import request
 from werkzeug.exceptions import ClientDisconnected
 
-from app.errors import PayloadTooLarge
+from app.errors import PayloadTooLarge, UnsupportedEncoding
 
 _CHUNK = 64 * 1024
 
@@ -51,8 +55,29 @@ def _read_unframed(stream: BinaryIO, limit: int) -> bytes:
         chunks.append(chunk)
 
 
+def refuse_encoded_body() -> None:
+    """UnsupportedEncoding for a body in a content or transfer coding nothing here decodes."""
+    content_codings = _codings(request.headers.get("Content-Encoding"))
+    transfer_codings = _codings(request.headers.get("Transfer-Encoding"))
+    if content_codings - {"identity"}:
+        raise UnsupportedEncoding(
+            f"The body is sent with Content-Encoding {request.headers['Content-Encoding']!r};"
+            " send it unencoded."
+        )
+    if transfer_codings - {"chunked", "identity"}:
+        raise UnsupportedEncoding(
+            f"The body is sent with Transfer-Encoding {request.headers['Transfer-Encoding']!r};"
+            " only chunked is read."
+        )
+
+
+def _codings(header: str | None) -> set[str]:
+    return {part.strip().lower() for part in (header or "").split(",") if part.strip()}
+
+
 def read_body(limit: int) -> bytes:
     """The current request's whole body, at most ``limit`` bytes (see the module contract)."""
+    refuse_encoded_body()
     length = request.content_length
     if length is not None:
         if length > limit:
@@ -79,6 +104,7 @@ def refuse_cut_stream(data: bytes, limit: int) -> None:
       stream tells a body of exactly ``limit`` bytes from a longer one
       (PayloadTooLarge).
     """
+    refuse_encoded_body()
     if request.content_length is not None:
         if len(data) != request.content_length:
             raise ClientDisconnected()

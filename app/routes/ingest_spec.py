@@ -75,6 +75,7 @@ WEBHOOK_PATH: dict[str, Any] = {
             "405": error_response("method_not_allowed (with Allow): see the trigger's methods"),
             "409": error_response("trigger_disabled"),
             "413": error_response("payload_too_large"),
+            "415": error_response("unsupported_encoding (Content-Encoding or a transfer coding)"),
             "429": error_response("trigger_busy | queue_full (with Retry-After)"),
             "503": error_response("store_unavailable (with Retry-After)"),
         },
