@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import threading
 from pathlib import Path
 
@@ -81,3 +82,18 @@ def test_one_process_of_many_checkpoints_a_database_file(tmp_path: Path) -> None
     first.release()  # that process ended
     assert second.held()
     second.release()
+
+
+def test_a_new_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The file holds trigger secrets: 0600, also its WAL, in a 0700 directory it made."""
+    home = tmp_path / "new-home"
+    db = SQLiteDatabase(str(home / "hookrunner.db"))
+    try:
+        with db.write() as conn:
+            conn.execute("CREATE TABLE secrets (value TEXT)")
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in home.iterdir() if p.is_file()}
+        assert modes["hookrunner.db"] == 0o600
+        assert modes["hookrunner.db-wal"] == 0o600
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    finally:
+        db.close()

@@ -35,6 +35,7 @@ Driver errors that mean "the store is unavailable" become
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -66,6 +67,21 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
+def _create_private(path: Path) -> None:
+    """Make the database's directory (0700) and file (0600) when they do not exist yet.
+
+    The file holds trigger secrets and the server's signing key; SQLite gives its
+    ``-wal`` and ``-shm`` files the database file's mode. Whatever exists already
+    (a directory made by systemd's ``StateDirectory``, a file from before) is left
+    as it is.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process just made it
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+
+
 class SQLiteDatabase(Database):
     """A SQLite database file with a small connection pool and a write lock."""
 
@@ -84,7 +100,7 @@ class SQLiteDatabase(Database):
         self._committer: GroupCommitter | None = None
         self._doorbell: DoorbellBackend | None = None
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
 
     def connect(self) -> sqlite3.Connection:
         """Open a new configured connection (autocommit; transactions are explicit)."""
