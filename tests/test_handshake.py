@@ -81,3 +81,22 @@ def test_dry_run_reports_a_handshake(
         "/admin/triggers/events/test", json=sample, headers=auth_headers
     ).get_json()
     assert report["would"] == "handshake"
+
+
+def test_a_replayed_handshake_names_its_new_delivery(
+    client: FlaskClient, db: Database, auth_headers: dict[str, str], make_trigger: Any
+) -> None:
+    make_trigger("events", auth={"scheme": "slack", "secrets": [SLACK_SECRET]})
+    body = _verification()
+    client.post("/webhooks/events", data=body, headers=slack_headers(body, int(time.time())))
+    original = client.get("/admin/deliveries", headers=auth_headers).get_json()["items"][0]
+    replayed = client.post(f"/admin/deliveries/{original['id']}/replay", headers=auth_headers)
+    assert replayed.status_code == 202
+    answer = replayed.get_json()
+    assert answer["status"] == "handshake"
+    assert answer["replay_of"] == original["id"]
+    assert answer["delivery_id"] != original["id"]
+    assert "challenge" not in answer
+    shown = client.get(f"/admin/deliveries/{answer['delivery_id']}", headers=auth_headers)
+    assert shown.get_json()["outcome"] == "handshake"
+    assert _count(db, "executions") == 0

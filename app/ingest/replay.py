@@ -25,7 +25,13 @@ def replay(
     delivery_id: str,
     request_id: str | None,
 ) -> dict[str, Any]:
-    """A new delivery with ``replay_of`` set; returns the API's answer (HTTP 202)."""
+    """A new delivery with ``replay_of`` set; returns the API's answer (HTTP 202).
+
+    The answer has the shape of a webhook's, with ``replay_of``; a replayed
+    sender handshake (Slack's ``url_verification``, say) is recorded again and
+    answered ``{"status": "handshake", "delivery_id": ...}``, since no sender
+    waits for its challenge.
+    """
     started = time.perf_counter()
     original = deliveries.get(service.db, delivery_id)
     trigger = triggers.get(original.trigger)
@@ -45,4 +51,11 @@ def replay(
     result = service.dispatch_webhook_event(
         trigger, inbound, request_started=started, bypass_dedup=True
     )
+    if result.status == "handshake":  # nobody waits for a challenge: say what was recorded
+        answer = {
+            "status": "handshake",
+            "delivery_id": result.delivery_id,
+            "request_id": request_id,
+        }
+        return answer | {"replay_of": original.id}
     return result.payload(request_id) | {"replay_of": original.id}
