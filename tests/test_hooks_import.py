@@ -223,6 +223,16 @@ def test_template_actions_other_than_getenv_are_refused() -> None:
         read_hooks("[{")
 
 
+def test_a_template_file_read_without_template_says_to_use_it() -> None:
+    text = (FIXTURES / "template.json").read_text()
+    with pytest.raises(HooksFileError) as refused:
+        read_hooks(text)
+    assert "import it with --template" in str(refused.value)
+    with pytest.raises(HooksFileError) as plain:
+        read_hooks("[{")
+    assert "--template" not in str(plain.value)
+
+
 def test_scalr_ip_and_rule_shapes() -> None:
     (document,) = _convert("scalr.json").documents
     assert document["rules"] == {"match": {"type": "scalr", "secret": "Scalr-provided signing key"}}

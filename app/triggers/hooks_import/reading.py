@@ -127,7 +127,13 @@ def read_hooks(text: str, *, template: bool = False) -> list[Any]:
             parsed = json.loads(text)
         except ValueError:
             detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-            raise HooksFileError([f"not valid YAML or JSON: {detail}"]) from None
+            problems = [f"not valid YAML or JSON: {detail}"]
+            if not template and _ACTION.search(text):
+                problems.append(
+                    "the file holds {{ ... }} actions: if webhook reads it with -template,"
+                    " import it with --template"
+                )
+            raise HooksFileError(problems) from None
     if parsed is None:
         return []
     if not isinstance(parsed, list):
