@@ -173,7 +173,7 @@ def test_triggers_file_is_applied_at_start_up(
 
 
 def test_cli_test_replay_executions_and_tail(
-    runner: CliRunner, tmp_path: Path, make_app: Any
+    runner: CliRunner, tmp_path: Path, make_app: Any, auth_headers: dict[str, str]
 ) -> None:
     runner.invoke(main, ["apply", "-f", str(_write(tmp_path, TRIGGERS_YAML))])
     body = tmp_path / "push.json"
@@ -197,6 +197,11 @@ def test_cli_test_replay_executions_and_tail(
     assert replayed.exit_code == 0, replayed.output
     again = json.loads(replayed.stdout)
     assert again["replay_of"] == ids["delivery_id"]
+    assert again["request_id"]  # a replay from the CLI gets its own, as a request does
+    shown = client.get(f"/admin/executions/{again['execution_id']}", headers=auth_headers)
+    assert shown.status_code == 200, shown.get_json()
+    shown = shown.get_json()
+    assert shown["request_id"] == again["request_id"]
     failing = runner.invoke(main, ["tail", again["execution_id"]])
     assert failing.exit_code == 0
     missing = runner.invoke(main, ["tail", "nope"])

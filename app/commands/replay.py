@@ -6,6 +6,7 @@ import click
 
 from app.commands.common import emit, json_option, session
 from app.ingest.replay import replay
+from app.middleware import choose_request_id
 
 
 @click.command("replay")
@@ -16,8 +17,10 @@ def replay_command(delivery_id: str, as_json: bool) -> None:
 
     Follow it with ``hookrunner tail <execution_id>``.
     """
+    # Like a request's: the new delivery and every log line of its execution carry it.
+    request_id = choose_request_id(None)
     with session() as s:
-        answer = replay(s.service, s.triggers, delivery_id, request_id=None)
+        answer = replay(s.service, s.triggers, delivery_id, request_id=request_id)
 
     def human() -> list[str]:
         lines = [f"{answer['status']}: delivery {answer['delivery_id']}"]
@@ -25,6 +28,7 @@ def replay_command(delivery_id: str, as_json: bool) -> None:
             lines.append(f"execution {answer['execution_id']}")
         if answer.get("reason"):
             lines.append(f"reason: {answer['reason']}")
+        lines.append(f"request id {request_id}")
         return lines
 
     emit(answer, as_json, human)
