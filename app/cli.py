@@ -180,3 +180,21 @@ main.add_command(tail_command)
 main.add_command(replay_command)
 main.add_command(test_command)
 main.add_command(import_hooks_command)
+
+
+def _plain_help(command: click.Command) -> None:
+    """Help texts come from docstrings, which mark literals ``like this``: show them
+    'like this' at the terminal (and in every subcommand's help)."""
+    for attribute in ("help", "short_help"):
+        text = getattr(command, attribute)
+        if text:
+            setattr(command, attribute, text.replace("``", "'"))
+    for param in command.params:
+        if isinstance(param, click.Option) and param.help:
+            param.help = param.help.replace("``", "'")
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _plain_help(sub)
+
+
+_plain_help(main)

@@ -95,3 +95,23 @@ def test_a_token_created_anywhere_works_for_the_server(
             get_db().close()
     assert response.status_code == 200
     assert list(somewhere.iterdir()) == list(elsewhere.iterdir()) == []
+
+
+def test_help_shows_no_markup() -> None:
+    """Docstrings mark literals ``so``; the terminal shows them 'so', in every help page."""
+    import click
+
+    def pages(group: click.Group, prefix: list[str]) -> list[list[str]]:
+        found = [prefix]
+        for name, command in group.commands.items():
+            found += (
+                pages(command, [*prefix, name])
+                if hasattr(command, "commands")
+                else [[*prefix, name]]
+            )
+        return found
+
+    for args in pages(main, []):
+        shown = CliRunner().invoke(main, [*args, "--help"])
+        assert shown.exit_code == 0, args
+        assert "``" not in shown.output, args
