@@ -41,6 +41,16 @@ def test_empty_database_gets_every_table(fresh_db: Database) -> None:
     } <= _tables(fresh_db)
 
 
+def test_each_applied_migration_is_logged(
+    fresh_db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="app.store.migrations"):
+        migrate(fresh_db)
+        migrate(fresh_db)  # nothing to apply: nothing logged
+    logged = [r for r in caplog.records if r.getMessage() == "migration applied"]
+    assert [r.version for r in logged] == [m.version for m in load_migrations()]  # type: ignore[attr-defined]
+
+
 def test_second_run_is_a_no_op(fresh_db: Database) -> None:
     migrate(fresh_db)
     assert migrate(fresh_db) == []

@@ -27,6 +27,7 @@ Applying to an up-to-date database is a no-op.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from pathlib import Path
 
 from app.clock import utc_now_iso
 from app.store.base import Connection, Database
+
+log = logging.getLogger(__name__)
 
 
 def _migrations_dir() -> Path:
@@ -187,6 +190,10 @@ def migrate(db: Database, migrations: list[Migration] | None = None) -> list[int
                 ),
             )
         applied_now.append(migration.version)
+        log.info(
+            "migration applied",
+            extra={"version": migration.version, "migration": migration.name},
+        )
     return applied_now
 
 
