@@ -18,6 +18,7 @@ from typing import Any
 from gunicorn.glogging import Logger
 from pythonjsonlogger.json import JsonFormatter
 
+from app import gunicorn_errors
 from app.config import (
     ConfigError,
     ServerSettings,
@@ -44,6 +45,7 @@ def _load() -> tuple[Settings, ServerSettings]:
 
 
 _settings, _server = _load()
+gunicorn_errors.install()  # requests Gunicorn refuses get the JSON envelope too
 
 wsgi_app = "run:app"
 bind = [_server.bind]

@@ -180,3 +180,51 @@ def test_an_encoded_body_is_415_and_not_stored(
     assert response.status == 415, response.body
     assert response.json()["error"]["code"] == "unsupported_encoding"
     assert _deliveries(server) == before
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (  # two Content-Length headers
+            b"POST /webhooks/open HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+            b"Content-Length: 3\r\n\r\n{}",
+            400,
+            "malformed_request",
+        ),
+        (  # Content-Length beside Transfer-Encoding: a smuggling attempt
+            b"POST /webhooks/open HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        (  # a header value with a NUL
+            b"POST /webhooks/open HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n"
+            b"Content-Length: 2\r\n\r\n{}",
+            400,
+            "malformed_request",
+        ),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request_line_too_long"),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-%d: y\r\n" % n for n in range(150))
+            + b"\r\n",
+            431,
+            "headers_too_large",
+        ),
+        (
+            b"POST /webhooks/open HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            501,
+            "unsupported_transfer_coding",
+        ),
+    ],
+)
+def test_requests_gunicorn_refuses_get_the_json_envelope(
+    server: Server, request_bytes: bytes, status: int, code: str
+) -> None:
+    response = send_raw(server.base_url, request_bytes)
+    assert response is not None
+    assert response.status == status, response.body
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["request_id"]
+    assert response.headers["x-request-id"] == error["request_id"]
