@@ -461,3 +461,27 @@ def test_executions_run_on_the_pool_started_with_the_engine(
     assert len(readers) == len(waiters) == 6
     assert len(others) == len(set(others)), others  # one-off background threads only
     assert not any(name.startswith("Thread-") for name in others), others
+
+
+def test_a_cancel_nobody_announced_is_applied_on_a_busy_engine(engine_app: Flask) -> None:
+    """Cancels are looked for when announced, and at least once a second however often
+    the engine wakes for other work: a lost announcement only delays one."""
+    from app.wiring import components
+
+    client = engine_app.test_client()
+    _trigger(client, "slow", _command("/bin/sleep", "30"))
+    execution_id = _send(client, "slow").get_json()["execution_id"]
+    wait_for(lambda: _execution(client, execution_id)["status"] == "running")
+    with engine_app.app_context(), get_db().write() as conn:  # flagged, never announced
+        conn.execute(
+            "UPDATE executions SET cancel_requested_at = ? WHERE id = ?",
+            ("2026-01-01T00:00:00.000000Z", execution_id),
+        )
+    engine = components(engine_app).engine
+    assert engine is not None
+
+    def woken_until_cancelled() -> bool:
+        engine.wake()  # as a stream of queued work elsewhere would
+        return _execution(client, execution_id)["status"] == "cancelled"
+
+    assert wait_for(woken_until_cancelled, interval=0.05)

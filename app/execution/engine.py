@@ -21,6 +21,7 @@ import contextvars
 import logging
 import queue as work_queue
 import threading
+import time
 from dataclasses import dataclass, field
 
 import sentry_sdk
@@ -75,6 +76,7 @@ class Engine:
         self.breakers = breakers
         self.owner = leases.new_owner()
         self._wake = threading.Event()
+        self._cancels_due = threading.Event()  # a cancel was announced: look at once
         self._stopping = threading.Event()
         self._closed = threading.Event()
         self._lock = threading.Lock()
@@ -92,7 +94,7 @@ class Engine:
         alerts = FailureAlerts(self.db, self.settings, self.breakers)
         leases.reap(self.db, self.registry, self.settings, self.notifier, self.owner, alerts)
         self.notifier.watch(WORK, self.wake)  # queued in another process or host
-        self.notifier.watch(CANCEL, self.wake)  # the sweep applies cancel requests
+        self.notifier.watch(CANCEL, self._cancel_requested)  # the sweep applies them
         self._runners = [
             start_thread(self._runner_loop, name=f"hookrunner-runner-{slot}")
             for slot in range(self.settings.execution_pool_size)
@@ -100,6 +102,10 @@ class Engine:
         self._loops = [start_thread(self._dispatch_loop), start_thread(self._heartbeat_loop)]
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def _cancel_requested(self) -> None:
+        self._cancels_due.set()
         self._wake.set()
 
     def running_ids(self) -> list[str]:
@@ -138,13 +144,20 @@ class Engine:
     # --- dispatching ----------------------------------------------------------------
 
     def _dispatch_loop(self) -> None:
+        """Claim on every wake; look for cancel requests when one is announced and at
+        least once a second (an announcement that never arrived only delays it)."""
+        cancels_looked_at = time.monotonic()
         while not self._stopping.is_set():
             self._wake.wait(SWEEP_SECONDS)
             self._wake.clear()
             if self._stopping.is_set():
                 return
             try:
-                self._apply_cancel_requests()
+                now = time.monotonic()
+                if self._cancels_due.is_set() or now - cancels_looked_at >= SWEEP_SECONDS:
+                    self._cancels_due.clear()
+                    cancels_looked_at = now
+                    self._apply_cancel_requests()
                 self.dispatch_once()
             except Exception:
                 log.exception("dispatch sweep failed")
@@ -160,10 +173,10 @@ class Engine:
     def dispatch_once(self) -> int:
         """Claim and start as much queued work as capacity allows; returns how many."""
         started = 0
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and self._free_slots() > 0:
             round_started = 0
             for trigger_name in queue.triggers_with_work(self.db):
-                free = self.settings.execution_pool_size - len(self.running_ids())
+                free = self._free_slots()
                 if free <= 0 or self._stopping.is_set():
                     break
                 round_started += self._claim_and_start(trigger_name, free)
@@ -171,6 +184,11 @@ class Engine:
             if round_started == 0:
                 break
         return started
+
+    def _free_slots(self) -> int:
+        """Executions this process may still start (no query when the pool is full)."""
+        with self._lock:
+            return self.settings.execution_pool_size - len(self._running)
 
     def _claim_and_start(self, trigger_name: str, free: int) -> int:
         try:
