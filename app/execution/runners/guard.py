@@ -14,19 +14,23 @@ a command left behind after it finished. If the guard itself dies, the next
 call starts a new one and registers every group still running again.
 
 The pipe is close-on-exec, so commands never hold it. Writes are a few bytes
-and never block in practice (the guard reads at once); they run under a lock
-that is never held across a yield.
+and never block in practice: the pipe is enlarged to :data:`PIPE_BYTES` and the
+guard empties it five times a second (without being woken by each write, see
+:mod:`app.execution.runners.guard_process`); they run under a lock that is
+never held across a yield.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sys
 import threading
 from pathlib import Path
 
 _PROGRAM = str(Path(__file__).with_name("guard_process.py"))
+PIPE_BYTES = 1 << 20  # Linux's default limit for unprivileged processes
 
 
 class _Guard:
@@ -74,6 +78,9 @@ class _Guard:
             os.close(self._fd)
             self._fd = None
         read_end, write_end = os.pipe()  # both close-on-exec: commands never hold them
+        if hasattr(fcntl, "F_SETPIPE_SZ"):
+            with contextlib.suppress(OSError):  # a lower system limit: the default size
+                fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         try:
             self._pid = os.posix_spawn(
                 sys.executable,
