@@ -59,6 +59,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> OpenAPI:
     )
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["BODY_IDLE_SECONDS"] = settings.body_idle_seconds
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     database = store.open_store(settings)

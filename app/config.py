@@ -96,6 +96,7 @@ class Settings:
     sentry_traces_sample_rate: float = 0.0
     sentry_release: str | None = None
     max_body_bytes: int = 1024 * 1024
+    body_idle_seconds: float = 30.0  # silence allowed while a request body is read
     sqlite_synchronous: str = "NORMAL"
     sqlite_busy_timeout_ms: int = 5000
     execution_pool_size: int = 4
@@ -279,6 +280,7 @@ def load_settings(
         ),
         sentry_release=_env_str(env, "SENTRY_RELEASE", None),
         max_body_bytes=_env_int(env, "MAX_BODY_BYTES", d.max_body_bytes, 1, unit="bytes"),
+        body_idle_seconds=_env_float(env, "BODY_IDLE_SECONDS", d.body_idle_seconds, 0.1, 3600),
         sqlite_synchronous=_env_choice(
             env, "SQLITE_SYNCHRONOUS", d.sqlite_synchronous, SYNCHRONOUS_MODES
         ),

@@ -23,7 +23,12 @@ CHUNKED = {"Transfer-Encoding": "chunked", "Content-Type": "application/json"}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp_path: Path = tmp_path_factory.mktemp("framing")
-    env = {"MAX_BODY_BYTES": str(LIMIT), "ADMIN_TOKEN": TOKEN, "ENGINE_ENABLED": "0"}
+    env = {
+        "MAX_BODY_BYTES": str(LIMIT),
+        "ADMIN_TOKEN": TOKEN,
+        "ENGINE_ENABLED": "0",
+        "BODY_IDLE_SECONDS": "1",
+    }
     with gunicorn_server(tmp_path, env=env) as running:
         document = {
             "name": "open",
@@ -228,3 +233,24 @@ def test_requests_gunicorn_refuses_get_the_json_envelope(
     assert error["code"] == code
     assert error["request_id"]
     assert response.headers["x-request-id"] == error["request_id"]
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        ({"Content-Length": "100", "Content-Type": "application/json"}, b'{"stalled": '),
+        (CHUNKED, b"100000\r\n" + b"x" * 10),  # a declared chunk that never comes
+    ],
+)
+@pytest.mark.parametrize("path", ["/webhooks/open", "/admin/triggers"])
+def test_a_body_that_stops_arriving_is_400_while_the_client_waits(
+    server: Server, framing: tuple[dict[str, str], bytes], path: str
+) -> None:
+    headers, partial = framing
+    before = _deliveries(server)
+    # No half-close: the client keeps the connection open and sends nothing more.
+    response = send_raw(server.base_url, post_head(path, {**headers, **AUTH}) + partial)
+    assert response is not None, "no answer: the stalled body held the connection"
+    assert response.status == 400, response.body
+    assert response.json()["error"]["code"] in ("bad_request", "malformed_request")
+    assert _deliveries(server) == before

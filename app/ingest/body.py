@@ -15,7 +15,10 @@ Contract of :func:`read_body`:
   than ``chunked`` is refused with 415 ``unsupported_encoding`` before it is
   read: nothing decodes it, and storing, verifying or parsing the encoded bytes
   as if they were the payload would silently be wrong.
-* A client that goes away mid-body is a 400 (``ClientDisconnected``); malformed
+* A client that goes away mid-body, or sends nothing more for
+  ``BODY_IDLE_SECONDS`` (a setting, 30 by default) while its body is incomplete, is a 400
+  (``ClientDisconnected``: under Gunicorn a stalled body would otherwise hold
+  its connection for as long as the client likes); malformed
   chunk framing raised by the server while reading (Gunicorn's
   ``ParseException``) propagates to :mod:`app.errors`, which answers 400
   ``malformed_request``.
@@ -25,14 +28,34 @@ All of this happens before the trigger is looked up or a signature is checked.
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
-from flask import request
+from flask import current_app, request
 from werkzeug.exceptions import ClientDisconnected
 
 from app.errors import PayloadTooLarge, UnsupportedEncoding
 
 _CHUNK = 64 * 1024
+
+
+@contextmanager
+def _idle_limit() -> Iterator[None]:
+    """Bound each wait for body bytes on the server's client socket (when there is one)."""
+    sock = request.environ.get("gunicorn.socket")
+    if not isinstance(sock, socket.socket):
+        yield
+        return
+    before = sock.gettimeout()
+    sock.settimeout(current_app.config.get("BODY_IDLE_SECONDS", 30.0))
+    try:
+        yield
+    except OSError as exc:  # timed out (or reset): the body never arrived whole
+        raise ClientDisconnected() from exc
+    finally:
+        sock.settimeout(before)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -82,14 +105,28 @@ def read_body(limit: int) -> bytes:
     if length is not None:
         if length > limit:
             raise _too_large(limit)
-        data = request.get_data(cache=False)
+        with _idle_limit():
+            data = request.get_data(cache=False)
         if len(data) != length:
             raise ClientDisconnected()
         return data
     if not request.environ.get("wsgi.input_terminated"):
         return b""
     stream: BinaryIO = request.environ["wsgi.input"]
-    return _read_unframed(stream, limit)
+    with _idle_limit():
+        return _read_unframed(stream, limit)
+
+
+def request_data(limit: int) -> bytes:
+    """The current request's body for routes other than webhooks (``request.get_data``,
+    cached for form parsing), refused as :func:`read_body` refuses it."""
+    refuse_encoded_body()
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    with _idle_limit():
+        data = request.get_data(cache=True)
+    refuse_cut_stream(data, limit)
+    return data
 
 
 def refuse_cut_stream(data: bytes, limit: int) -> None:
@@ -114,7 +151,8 @@ def refuse_cut_stream(data: bytes, limit: int) -> None:
     if not request.environ.get("wsgi.input_terminated"):
         return
     try:
-        more = request.environ["wsgi.input"].read(1)
+        with _idle_limit():
+            more = request.environ["wsgi.input"].read(1)
     except OSError as exc:
         raise ClientDisconnected() from exc
     if more:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from app import safe_json
 from app.errors import InvalidJson, error_response, validation_details
-from app.ingest.body import refuse_cut_stream
+from app.ingest.body import request_data
 
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
@@ -32,8 +32,7 @@ def reject_malformed_json() -> None:
     one over ``MAX_BODY_BYTES`` is 413 ``payload_too_large`` (not cut short)."""
     if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/admin/"):
         return
-    data = request.get_data(cache=True)
-    refuse_cut_stream(data, current_app.config["MAX_CONTENT_LENGTH"])
+    data = request_data(current_app.config["MAX_CONTENT_LENGTH"])
     if not data.strip():
         return
     try:

@@ -36,7 +36,7 @@ from flask import (
 
 from app.auth import READ_METHODS
 from app.errors import Forbidden, Unauthorized, register_error_page
-from app.ingest.body import refuse_cut_stream
+from app.ingest.body import request_data
 from app.ui import sessions
 
 UI_PREFIX = "/ui"
@@ -84,7 +84,7 @@ def _guard() -> Response | None:
     g.token_role = session.role
     if request.method not in READ_METHODS:
         # A form cut short (the client closed early) is refused, never half applied.
-        refuse_cut_stream(request.get_data(cache=True), current_app.config["MAX_CONTENT_LENGTH"])
+        request_data(current_app.config["MAX_CONTENT_LENGTH"])
         given = request.form.get(sessions.CSRF_FIELD) or request.headers.get(sessions.CSRF_HEADER)
         if not sessions.csrf_matches(session.csrf, given):
             raise Forbidden("The form's CSRF token is missing or wrong; nothing was changed.")
