@@ -21,14 +21,17 @@ import hmac
 import json
 import os
 import socket
+import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import gunicorn_process
 import requests
+
+sys.path.append(str(Path(__file__).resolve().parents[2]))  # the server helper of tests/
+from tests import server as gunicorn_process
 
 TOKEN = "malformed-http-drill-token-0123456789"
 SECRET = "drill-secret"
@@ -235,7 +238,7 @@ def main() -> int:
     port = 19500 + os.getpid() % 400
     log = workdir / "server.log"
     env = {"ADMIN_TOKEN": TOKEN, "ENGINE_ENABLED": "0", "MAX_BODY_BYTES": str(LIMIT)}
-    server = gunicorn_process.start(workdir / "drill.db", port, log, env)
+    server = gunicorn_process.start_gunicorn(workdir / "drill.db", port, log, env)
     failures: list[str] = []
     statuses: Counter[str] = Counter()
     try:
