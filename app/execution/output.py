@@ -14,7 +14,8 @@ output while the execution runs, and a crash loses at most the last batch.
 Every line is stored with the execution's secrets (the trigger's credentials and
 the delivery's credential values) replaced by ``[redacted]``, as in its report and
 log lines: a command that prints a token it was given does not publish it to
-everyone who can read the output.
+everyone who can read the output (texts shorter than :data:`MIN_MASKED_LENGTH`
+are left alone: masking every ``a`` of the output would hide nothing).
 Output beyond ``max_output_bytes`` is not stored: from the first line that does
 not fit on, everything is dropped (the runner may also :meth:`OutputBuffer.discard`
 bytes it never split into lines); one final ``system`` line says how much was
@@ -41,6 +42,7 @@ FLUSHES_PER_SECOND = 10.0
 FLUSH_BURST = 2.0
 FLUSH_INTERVAL_SECONDS = 1 / FLUSHES_PER_SECOND
 RETRY_CAP_SECONDS = 5.0
+MIN_MASKED_LENGTH = 4
 
 
 class _FlushBudget:
@@ -82,7 +84,9 @@ class OutputBuffer:
         secrets: Sequence[str] = (),
     ) -> None:
         self._db = db
-        self._secrets = [secret for secret in secrets if secret]  # masked in every line
+        # Masked in every line; texts under four characters are no secret worth
+        # garbling every occurrence of them in the output for.
+        self._secrets = [secret for secret in secrets if len(secret) >= MIN_MASKED_LENGTH]
         self._notifier = notifier
         self._execution_id = execution_id
         self._max_bytes = max_bytes
