@@ -49,6 +49,7 @@ class NotStandardJson(ValueError):
 
 # A \u escape of a surrogate; only a document with one needs its strings checked.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_TEXT = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _finite(text: str) -> float:
@@ -121,7 +122,11 @@ def loads(data: str | bytes) -> Any:
         raise JsonTooDeep() from None
     if isinstance(value, dict | list) and _deeper_than(value, MAX_JSON_DEPTH):
         raise JsonTooDeep()
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
+    escape = (
+        _SURROGATE_ESCAPE_TEXT.search(data)
+        if isinstance(data, str)
+        else _SURROGATE_ESCAPE.search(data)
+    )
+    if escape and _has_lone_surrogate(value):
         raise NotStandardJson("a \\u escape names a lone surrogate, which is no character")
     return value

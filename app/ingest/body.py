@@ -43,19 +43,21 @@ _CHUNK = 64 * 1024
 
 @contextmanager
 def _idle_limit() -> Iterator[None]:
-    """Bound each wait for body bytes on the server's client socket (when there is one)."""
-    sock = request.environ.get("gunicorn.socket")
-    if not isinstance(sock, socket.socket):
-        yield
-        return
-    before = sock.gettimeout()
-    sock.settimeout(current_app.config.get("BODY_IDLE_SECONDS", 30.0))
+    """Bound each wait for body bytes on the server's client socket (when there is one);
+    a read that times out or fails is ``ClientDisconnected``."""
+    found = request.environ.get("gunicorn.socket")
+    sock = found if isinstance(found, socket.socket) else None
+    before = None
+    if sock is not None:
+        before = sock.gettimeout()
+        sock.settimeout(current_app.config.get("BODY_IDLE_SECONDS", 30.0))
     try:
         yield
     except OSError as exc:  # timed out (or reset): the body never arrived whole
         raise ClientDisconnected() from exc
     finally:
-        sock.settimeout(before)
+        if sock is not None:
+            sock.settimeout(before)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -78,29 +80,27 @@ def _read_unframed(stream: BinaryIO, limit: int) -> bytes:
         chunks.append(chunk)
 
 
-def refuse_encoded_body() -> None:
+def _refuse_encoded_body() -> None:
     """UnsupportedEncoding for a body in a content or transfer coding nothing here decodes."""
-    content_codings = _codings(request.headers.get("Content-Encoding"))
-    transfer_codings = _codings(request.headers.get("Transfer-Encoding"))
-    if content_codings - {"identity"}:
+    content = request.environ.get("HTTP_CONTENT_ENCODING")
+    if content and _codings(content) - {"identity"}:
         raise UnsupportedEncoding(
-            f"The body is sent with Content-Encoding {request.headers['Content-Encoding']!r};"
-            " send it unencoded."
+            f"The body is sent with Content-Encoding {content!r}; send it unencoded."
         )
-    if transfer_codings - {"chunked", "identity"}:
+    transfer = request.environ.get("HTTP_TRANSFER_ENCODING")
+    if transfer and _codings(transfer) - {"chunked", "identity"}:
         raise UnsupportedEncoding(
-            f"The body is sent with Transfer-Encoding {request.headers['Transfer-Encoding']!r};"
-            " only chunked is read."
+            f"The body is sent with Transfer-Encoding {transfer!r}; only chunked is read."
         )
 
 
-def _codings(header: str | None) -> set[str]:
-    return {part.strip().lower() for part in (header or "").split(",") if part.strip()}
+def _codings(header: str) -> set[str]:
+    return {part.strip().lower() for part in header.split(",") if part.strip()}
 
 
 def read_body(limit: int) -> bytes:
     """The current request's whole body, at most ``limit`` bytes (see the module contract)."""
-    refuse_encoded_body()
+    _refuse_encoded_body()
     length = request.content_length
     if length is not None:
         if length > limit:
@@ -120,16 +120,16 @@ def read_body(limit: int) -> bytes:
 def request_data(limit: int) -> bytes:
     """The current request's body for routes other than webhooks (``request.get_data``,
     cached for form parsing), refused as :func:`read_body` refuses it."""
-    refuse_encoded_body()
+    _refuse_encoded_body()
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     with _idle_limit():
         data = request.get_data(cache=True)
-    refuse_cut_stream(data, limit)
+    _refuse_cut_stream(data, limit)
     return data
 
 
-def refuse_cut_stream(data: bytes, limit: int) -> None:
+def _refuse_cut_stream(data: bytes, limit: int) -> None:
     """Refuse a body ``request.get_data`` returned cut short, as :func:`read_body` does.
 
     For other routes, which read through ``request.get_data``:
@@ -141,7 +141,6 @@ def refuse_cut_stream(data: bytes, limit: int) -> None:
       stream tells a body of exactly ``limit`` bytes from a longer one
       (PayloadTooLarge).
     """
-    refuse_encoded_body()
     if request.content_length is not None:
         if len(data) != request.content_length:
             raise ClientDisconnected()
@@ -150,10 +149,7 @@ def refuse_cut_stream(data: bytes, limit: int) -> None:
         return
     if not request.environ.get("wsgi.input_terminated"):
         return
-    try:
-        with _idle_limit():
-            more = request.environ["wsgi.input"].read(1)
-    except OSError as exc:
-        raise ClientDisconnected() from exc
+    with _idle_limit():
+        more = request.environ["wsgi.input"].read(1)
     if more:
         raise _too_large(limit)

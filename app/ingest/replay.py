@@ -52,10 +52,8 @@ def replay(
         trigger, inbound, request_started=started, bypass_dedup=True
     )
     if result.status == "handshake":  # nobody waits for a challenge: say what was recorded
-        answer = {
-            "status": "handshake",
-            "delivery_id": result.delivery_id,
-            "request_id": request_id,
-        }
-        return answer | {"replay_of": original.id}
-    return result.payload(request_id) | {"replay_of": original.id}
+        answer: dict[str, Any] = {"status": "handshake", "delivery_id": result.delivery_id}
+        answer["request_id"] = request_id
+    else:
+        answer = result.payload(request_id)
+    return answer | {"replay_of": original.id}
