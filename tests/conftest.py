@@ -12,9 +12,11 @@ SQLite-only mechanism are marked ``sqlite_only``.
 
 from __future__ import annotations
 
+import collections
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +249,53 @@ def engine_app(make_app: Any) -> Flask:
 
 
 ENGINE_AUTH = {"Authorization": "Bearer engine-test-token-0123456789"}
+
+
+ProtocolCounter = Callable[[], collections.Counter[str]]
+
+
+@pytest.fixture
+def protocol(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, store_kind: str
+) -> Iterator[ProtocolCounter]:
+    """Trace every pooled PostgreSQL connection; the call returns the client's messages."""
+    if store_kind != "postgresql":
+        pytest.skip("counts PostgreSQL protocol messages")
+    from psycopg import pq
+
+    from app.store.postgres import database as pg
+    from app.store.postgres.notify import PgNotifyBackend
+
+    # Wake-ups are published by a background thread on a pooled connection: not counted.
+    monkeypatch.setattr(PgNotifyBackend, "publish", lambda self, topic: None)
+    path = tmp_path / "libpq.trace"
+    trace = path.open("w")
+    borrow = pg.PostgresDatabase._borrow
+
+    @contextmanager
+    def traced(self: pg.PostgresDatabase) -> Iterator[Any]:
+        with borrow(self) as raw:
+            raw.pgconn.trace(trace.fileno())
+            raw.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            try:
+                yield raw
+            finally:
+                raw.pgconn.untrace()
+
+    def messages() -> collections.Counter[str]:
+        trace.flush()
+        lines = path.read_text().splitlines()
+        path.write_text("")
+        trace.seek(0)
+        trace.truncate()
+        sent = [line.split("\t") for line in lines if line.startswith("F\t")]
+        return collections.Counter(fields[2] for fields in sent if len(fields) > 2)
+
+    monkeypatch.setattr(pg.PostgresDatabase, "_borrow", traced)
+    with trace:
+        yield messages
+
+
+def round_trips(messages: collections.Counter[str]) -> int:
+    """Messages that each wait for the server: a simple ``Query`` or a ``Sync``."""
+    return messages["Query"] + messages["Sync"]

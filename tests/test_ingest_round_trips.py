@@ -8,63 +8,12 @@ the general transaction. Round trips are counted in libpq's protocol trace (a
 
 from __future__ import annotations
 
-import collections
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import pytest
 from flask.testing import FlaskClient
 
 from app.store import Database
-from tests.conftest import PUSH, github_headers, send_push
-
-Counter = Callable[[], collections.Counter[str]]
-
-
-@pytest.fixture
-def protocol(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, store_kind: str) -> Iterator[Counter]:
-    """Trace every pooled PostgreSQL connection; the call returns the client's messages."""
-    if store_kind != "postgresql":
-        pytest.skip("counts PostgreSQL protocol messages")
-    from psycopg import pq
-
-    from app.store.postgres import database as pg
-    from app.store.postgres.notify import PgNotifyBackend
-
-    # Wake-ups are published by a background thread on a pooled connection: not counted.
-    monkeypatch.setattr(PgNotifyBackend, "publish", lambda self, topic: None)
-    path = tmp_path / "libpq.trace"
-    trace = path.open("w")
-    borrow = pg.PostgresDatabase._borrow
-
-    @contextmanager
-    def traced(self: pg.PostgresDatabase) -> Iterator[Any]:
-        with borrow(self) as raw:
-            raw.pgconn.trace(trace.fileno())
-            raw.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-            try:
-                yield raw
-            finally:
-                raw.pgconn.untrace()
-
-    def messages() -> collections.Counter[str]:
-        trace.flush()
-        lines = path.read_text().splitlines()
-        path.write_text("")
-        trace.seek(0)
-        trace.truncate()
-        sent = [line.split("\t") for line in lines if line.startswith("F\t")]
-        return collections.Counter(fields[2] for fields in sent if len(fields) > 2)
-
-    monkeypatch.setattr(pg.PostgresDatabase, "_borrow", traced)
-    with trace:
-        yield messages
-
-
-def _round_trips(messages: collections.Counter[str]) -> int:
-    return messages["Query"] + messages["Sync"]
+from tests.conftest import PUSH, ProtocolCounter, github_headers, round_trips, send_push
 
 
 def _rows(db: Database, sql: str) -> list[dict[str, Any]]:
@@ -73,7 +22,7 @@ def _rows(db: Database, sql: str) -> list[dict[str, Any]]:
 
 
 def test_an_accepted_webhook_is_one_round_trip_on_postgresql(
-    client: FlaskClient, db: Database, make_trigger: Any, protocol: Counter
+    client: FlaskClient, db: Database, make_trigger: Any, protocol: ProtocolCounter
 ) -> None:
     make_trigger()
     assert send_push(client, "first")["status"] == "accepted"  # the trigger's first ingest
@@ -81,7 +30,7 @@ def test_an_accepted_webhook_is_one_round_trip_on_postgresql(
     answers = [send_push(client, f"d-{n}") for n in range(3)]
     counted = protocol()
     assert [answer["status"] for answer in answers] == ["accepted"] * 3
-    assert _round_trips(counted) == 3, counted  # one statement each, no BEGIN or COMMIT
+    assert round_trips(counted) == 3, counted  # one statement each, no BEGIN or COMMIT
     assert counted["Query"] == 0
     executions = _rows(db, "SELECT id, delivery_id, status FROM executions")
     deliveries = _rows(db, "SELECT id, execution_id, outcome, dedup_key FROM deliveries")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from app.execution import engine as engine_module
+from app.live.notifier import ALL, CANCEL, TRIGGERS, WORK, audience
 from app.wiring import components
 from tests.conftest import ENGINE_AUTH, wait_for
 
@@ -93,3 +94,40 @@ def test_cancel_requested_on_one_host_stops_the_run_on_another(
     answer = client.post(f"/admin/executions/{execution_id}/cancel", headers=ENGINE_AUTH)
     assert answer.status_code == 202
     assert wait_for(lambda: field("status") == "cancelled", timeout=20)
+
+
+def test_each_role_hears_only_the_topics_it_acts_on(database_url: str) -> None:
+    """Engines are not woken by output or the feed, web workers not by queued work."""
+    from app.store.postgres.database import PostgresDatabase
+
+    stores = {role: PostgresDatabase(database_url) for role in ("engine", "web", "all", "cli")}
+    heard: dict[str, list[str]] = {role: [] for role in stores}
+    backends = {role: store.notification_backend() for role, store in stores.items()}
+    try:
+        for role in ("engine", "web", "all"):
+            backends[role].start(heard[role].append, role=role, audience=audience)
+            assert backends[role].wait_listening(10)
+        backends["cli"].start(heard["cli"].append, listen=False)  # no audience: every role
+        for topic in (WORK, "exe_1", ALL, TRIGGERS):
+            backends["web"].publish(topic)
+            backends["engine"].publish(topic)
+        backends["cli"].publish("exe_cli")
+        expected = {
+            "engine": [WORK, TRIGGERS, "exe_cli"],
+            "web": ["exe_1", ALL, TRIGGERS, "exe_cli"],
+            "all": [WORK, "exe_1", ALL, TRIGGERS, "exe_cli"],
+        }
+        for role, topics in expected.items():
+            wait_for(lambda role=role, topics=topics: set(heard[role]) >= set(topics))
+        backends["all"].publish("exe_last")  # everything sent before these has arrived
+        backends["all"].publish(CANCEL)
+        wait_for(lambda: "exe_last" in heard["web"] and CANCEL in heard["engine"])
+        assert {role: sorted(set(heard[role])) for role in expected} == {
+            "engine": sorted([*expected["engine"], CANCEL]),
+            "web": sorted([*expected["web"], "exe_last"]),
+            "all": sorted(expected["all"]),
+        }
+        assert heard["cli"] == []
+    finally:
+        for store in stores.values():
+            store.close()

@@ -22,9 +22,19 @@ from app.triggers.schema import Retry
 RETRYABLE_STATUSES = frozenset({"failed", "timed_out", "interrupted"})
 
 
+def may_follow(policy: Retry | None, attempt: int, status: str, retryable: bool) -> bool:
+    """Whether attempt ``attempt`` ending with ``status`` can be followed by another."""
+    return (
+        policy is not None
+        and status in RETRYABLE_STATUSES
+        and retryable
+        and attempt < policy.max_attempts
+    )
+
+
 def next_delay(policy: Retry, attempt: int, status: str, retryable: bool = True) -> float | None:
     """Seconds until the next attempt, or None when there is none."""
-    if status not in RETRYABLE_STATUSES or not retryable or attempt >= policy.max_attempts:
+    if not may_follow(policy, attempt, status, retryable):
         return None
     delay = float(min(policy.max_backoff_seconds, policy.backoff_seconds * 2 ** (attempt - 1)))
     return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not security

@@ -23,7 +23,7 @@ from app.config import Settings
 from app.errors import NotFound
 from app.execution.alerts import FailureAlerts
 from app.execution.output import OutputBuffer
-from app.execution.retry import schedule_retry
+from app.execution.retry import may_follow, schedule_retry
 from app.execution.runners import runner_for
 from app.execution.runners.base import RunContext, RunResult
 from app.ingest.payloads import parse_for_trigger
@@ -200,13 +200,29 @@ class ExecutionRun:
             )
             return True, retry
 
-        # Concurrent executions' outcomes share one commit (SQLite's group commit).
-        finished, retry_id = self.db.write_grouped(finish)
+        # Concurrent executions' outcomes share one commit (group commit). Most outcomes
+        # have no retry to schedule: they are one statement, with no transaction around it.
+        policy = trigger.document.retry
+        if may_follow(policy, row.attempt, result.status, result.retryable):
+            finished, retry_id = self.db.write_grouped(finish)
+        else:
+            finished, retry_id = self._finish_alone(row, result, report), None
         self.notifier.notify(row.id)
         self.notifier.notify(ALL)
         self._log_outcome(row.id, result, report, retry_id, finished, secrets)
         if finished:
             self.alerts.finished(row, trigger.document, result, report, secrets)
+
+    def _finish_alone(self, row: ExecutionRow, result: RunResult, report: dict[str, Any]) -> bool:
+        return queue.finish_alone(
+            self.db,
+            row.id,
+            token=self.token,
+            status=result.status,
+            exit_code=result.exit_code,
+            error=result.error,
+            report=report,
+        )
 
     def _log_outcome(
         self,

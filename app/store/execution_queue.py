@@ -56,23 +56,9 @@ class Claim:
 
 _RUNNING = "SELECT COUNT(*) FROM executions WHERE trigger = ? AND status = 'running'"
 
-# The candidates are chosen in a MATERIALIZED CTE so the planner cannot turn the LIMIT
-# into a nested loop that updates more rows than asked for; SKIP LOCKED lets other
-# claimers take other rows instead of waiting for these.
-_RETURNING_PG = ", ".join(f"executions.{name}" for name in FULL_COLUMNS.split(", "))
-_CLAIM_PG = f"""
-WITH candidates AS MATERIALIZED (
-    SELECT id FROM executions
-    WHERE trigger = ? AND status = 'queued' AND (run_after IS NULL OR run_after <= ?)
-    ORDER BY created_at, id
-    LIMIT ?
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE executions SET status = 'running', owner = ?, heartbeat_at = ?, started_at = ?,
-    status_changed_at = ?, claim_token = md5(random()::text || executions.id)
-FROM candidates WHERE executions.id = candidates.id
-RETURNING {_RETURNING_PG}
-"""
+# On PostgreSQL the lock, the count and the claim run in one call of the function from
+# migration 0013 (one round trip; see the migration for why they are three statements).
+_CLAIM_PG = f"SELECT {FULL_COLUMNS} FROM hookrunner_claim(?, ?, ?, ?, ?)"
 
 _CLAIM_ONE = (
     "UPDATE executions SET status = 'running', owner = ?, heartbeat_at = ?, started_at = ?,"
@@ -88,20 +74,21 @@ def claim_batch(
 
     ``max_running`` holds across every worker and host: counting the running
     executions and claiming are serialised per trigger - by the write lock on
-    SQLite, by a transaction-scoped advisory lock on PostgreSQL (taken in its
-    own statement first, so the count that follows sees every claim committed
-    before it). Each claim gets a fresh token (fencing).
+    SQLite, by a transaction-scoped advisory lock on PostgreSQL (the function
+    ``hookrunner_claim`` takes it before it counts, so the count sees every
+    claim committed before it). Each claim gets a fresh token (fencing).
     """
+    if db.dialect == "postgresql":
+        # read() lends an autocommit connection: the call is one statement, so one
+        # transaction, and the lock it takes is released when it returns.
+        with db.read() as conn:
+            rows = conn.execute(_CLAIM_PG, (trigger, now, limit, max_running, owner)).fetchall()
+        return [Claim(ExecutionRow.from_row(row)) for row in rows]
     with db.write() as conn:
-        if db.dialect == "postgresql":
-            lock_trigger(conn, db.dialect, trigger)
         running = int(conn.execute(_RUNNING, (trigger,)).fetchone()[0])
         room = min(limit, max_running - running)
         if room <= 0:
             return []
-        if db.dialect == "postgresql":
-            rows = conn.execute(_CLAIM_PG, (trigger, now, room, owner, now, now, now)).fetchall()
-            return [Claim(ExecutionRow.from_row(row)) for row in rows]
         candidates = conn.execute(
             "SELECT id FROM executions WHERE trigger = ? AND status = 'queued'"
             " AND (run_after IS NULL OR run_after <= ?) ORDER BY created_at, id LIMIT ?",
@@ -235,6 +222,28 @@ def request_cancel(db: Database, execution_id: str) -> str:
     return status
 
 
+_FINISH = (
+    "UPDATE executions SET status = ?, finished_at = ?, status_changed_at = ?,"
+    " exit_code = ?, error = ?, report = ?, duration_ms = ?"
+    " WHERE id = ? AND status = 'running'"
+    " AND (CAST(? AS TEXT) IS NULL OR claim_token = ?)"
+)
+
+
+def _finish_parameters(
+    execution_id: str,
+    token: str | None,
+    status: str,
+    exit_code: int | None,
+    error: str | None,
+    report: dict[str, Any],
+) -> tuple[Any, ...]:
+    now = utc_now_iso()
+    duration_ms = ms_between(report.get("started_at"), now)
+    values = (status, now, now, exit_code, error, json.dumps(report), duration_ms)
+    return (*values, execution_id, token, token)
+
+
 def finish(
     conn: Connection,
     execution_id: str,
@@ -251,26 +260,29 @@ def finish(
     claim when None), so a lease reaped meanwhile is not overwritten. Returns
     whether it did.
     """
-    now = utc_now_iso()
-    cursor = conn.execute(
-        "UPDATE executions SET status = ?, finished_at = ?, status_changed_at = ?,"
-        " exit_code = ?, error = ?, report = ?, duration_ms = ?"
-        " WHERE id = ? AND status = 'running'"
-        " AND (CAST(? AS TEXT) IS NULL OR claim_token = ?)",
-        (
-            status,
-            now,
-            now,
-            exit_code,
-            error,
-            json.dumps(report),
-            ms_between(report.get("started_at"), now),
-            execution_id,
-            token,
-            token,
-        ),
-    )
-    return cursor.rowcount == 1
+    parameters = _finish_parameters(execution_id, token, status, exit_code, error, report)
+    return conn.execute(_FINISH, parameters).rowcount == 1
+
+
+def finish_alone(
+    db: Database,
+    execution_id: str,
+    *,
+    token: str,
+    status: str,
+    exit_code: int | None,
+    error: str | None,
+    report: dict[str, Any],
+) -> bool:
+    """:func:`finish` as one statement of its own, for an outcome nothing follows (no retry).
+
+    It goes through :meth:`~app.store.base.Database.write_statement`, so the
+    outcomes of concurrent executions share a commit (one round trip each on
+    PostgreSQL, without ``BEGIN`` and ``COMMIT``). Fenced like :func:`finish`;
+    returns whether it matched.
+    """
+    parameters = _finish_parameters(execution_id, token, status, exit_code, error, report)
+    return db.write_statement(f"{_FINISH} RETURNING id", parameters) is not None
 
 
 def status_of(db: Database, execution_id: str) -> str | None:

@@ -11,6 +11,12 @@
   least every second to notice a stop; a lost connection is re-opened with
   backoff. Notifications are hints: while the listener is down everything still
   works by polling, only later.
+* One channel per role (``hookrunner_engine``, ``hookrunner_web``,
+  ``hookrunner_all``): a process listens on its role's channel only, and a
+  topic is sent on the channels of the roles that act on it (the notifier's
+  ``audience``), so an engine is not woken by another engine's output lines
+  and a web worker not by queued work. Without an audience (a CLI command) a
+  topic goes to every channel.
 * Each payload starts with this process's origin id, so a process ignores its
   own notifications (it already woke its followers locally).
 """
@@ -27,8 +33,17 @@ from app.context import start_thread
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "hookrunner"
+ROLES = ("engine", "web", "all")  # as in app.live.notifier (ENGINE, WEB, BOTH)
 _MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes and more
+_PUBLISH = (
+    "SELECT pg_notify(channel, payload)"
+    " FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[])) AS sent (channel, payload)"
+)
+
+
+def channel(role: str) -> str:
+    """The channel the processes of ``role`` listen on (an unknown role: ``all``)."""
+    return f"hookrunner_{role if role in ROLES else 'all'}"
 
 
 class PgNotifyBackend:
@@ -42,6 +57,8 @@ class PgNotifyBackend:
         self._kick = threading.Event()
         self._stopped = threading.Event()
         self._listening = threading.Event()  # the listener is connected and LISTENing
+        self.channel = channel("all")  # where this process listens
+        self.audience: Callable[[str], tuple[str, ...]] | None = None  # None: every role
         self._threads: list[threading.Thread] = []
 
     def start(
@@ -55,11 +72,13 @@ class PgNotifyBackend:
         """Deliver other processes' topics to ``deliver``; start publishing.
 
         With ``listen=False`` (a CLI command) no listener connection is opened:
-        the process only publishes. ``role`` and ``audience`` are accepted for
-        the notifier's sake and unused: one channel reaches every listener.
+        the process only publishes. ``role`` names what this process acts on
+        (its channel); ``audience(topic)`` the roles a topic is sent to
+        (default: all).
         """
-        del role, audience
         self.deliver = deliver
+        self.channel = channel(role)
+        self.audience = audience
         self._threads = [start_thread(self._publish_loop, fresh=True, name="hookrunner-publish")]
         if listen:
             self._threads.append(
@@ -97,13 +116,19 @@ class PgNotifyBackend:
                 return
 
     def _send(self, topics: set[str]) -> None:
-        payloads = [f"{self.origin}|{topic}"[:_MAX_PAYLOAD] for topic in topics]
+        channels: list[str] = []
+        payloads: list[str] = []
+        for topic in topics:
+            payload = f"{self.origin}|{topic}"[:_MAX_PAYLOAD]
+            roles = ROLES if self.audience is None else self.audience(topic)
+            for name in {channel(role) for role in roles}:
+                channels.append(name)
+                payloads.append(payload)
+        if not payloads:
+            return
         try:
             with self.store.read() as conn:
-                conn.execute(
-                    "SELECT pg_notify(?, payload) FROM unnest(CAST(? AS TEXT[])) AS payload",
-                    (CHANNEL, payloads),
-                )
+                conn.execute(_PUBLISH, (channels, payloads))
         except Exception:  # a hint only: followers poll
             log.warning("notifications not published", exc_info=True)
             self._stopped.wait(0.5)
@@ -117,7 +142,7 @@ class PgNotifyBackend:
         while not self._stopped.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {self.channel}")
                     self._listening.set()
                     backoff = 0.5
                     while not self._stopped.is_set():

@@ -41,7 +41,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -163,6 +163,10 @@ class SQLiteDatabase(Database):
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def write_statement(self, sql: str, parameters: Sequence[Any], *, order: str = "") -> Any:
+        """The statement in the next group commit, like :meth:`write_grouped`."""
+        return self.write_grouped(lambda conn: conn.execute(sql, parameters).fetchone())
 
     def write_grouped(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in the next group commit (:mod:`app.store.sqlite.group_commit`)."""

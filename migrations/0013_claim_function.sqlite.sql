@@ -1,0 +1,2 @@
+-- Nothing to do on SQLite: the PostgreSQL side adds the function hookrunner_claim, and
+-- SQLite claims under its write lock (app/store/execution_queue.py).
