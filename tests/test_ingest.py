@@ -213,6 +213,23 @@ def test_unknown_trigger_is_404(client: FlaskClient) -> None:
         assert _error(response) == "trigger_not_found"
 
 
+def test_a_trailing_slash_reaches_the_same_trigger(
+    client: FlaskClient, db: Database, make_trigger: Any
+) -> None:
+    """Senders' settings pages often keep a trailing slash; it is the same trigger."""
+    make_trigger()
+    response = client.post("/webhooks/deploy/", data=PUSH, headers=github_headers(PUSH, "s-1"))
+    assert response.status_code == 202, response.get_json()
+    again = client.post("/webhooks/deploy", data=PUSH, headers=github_headers(PUSH, "s-1"))
+    assert again.get_json()["status"] == "duplicate"
+    assert again.get_json()["execution_id"] == response.get_json()["execution_id"]
+    refused = client.post("/webhooks/deploy/", data=PUSH, headers=github_headers(PUSH, "s-2", "x"))
+    assert refused.status_code == 401
+    missing = client.post("/webhooks/missing/", data=PUSH)
+    assert (missing.status_code, _error(missing)) == (404, "trigger_not_found")
+    assert _count(db, "executions") == 1
+
+
 def test_disabled_trigger_is_409(client: FlaskClient, db: Database, make_trigger: Any) -> None:
     make_trigger(enabled=False)
     response = client.post("/webhooks/deploy", data=PUSH, headers=github_headers(PUSH, "d"))

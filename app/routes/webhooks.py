@@ -59,7 +59,14 @@ def _check_source(trigger: CompiledTrigger) -> None:
         raise IpNotAllowed()
 
 
-@bp.route("/webhooks/<name>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+# Senders' settings pages often keep a trailing slash on the URL; a trigger name never
+# holds a slash, so ``/webhooks/<name>/`` can only mean the same trigger (no redirect:
+# senders do not follow one with their POST).
+@bp.route("/webhooks/<name>", methods=_METHODS)
+@bp.route("/webhooks/<name>/", methods=_METHODS)
 def receive(name: str) -> tuple[Response, int]:
     try:
         return _receive(name)
