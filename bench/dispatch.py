@@ -163,17 +163,23 @@ def measure(target: Target, round_no: int, workdir: Path, profile_path: Path) ->
             result["worker_memory_before"] = harness.memory(pid)
         before = machine.cpu_sample(roots)
         server_cpu_before = machine.tree_cpu_seconds(roots)
+        roles_before = machine.cpu_by_role(roots)
         py_spy = common.py_spy if target.name == "hookrunner" else None
         with harness.profiling(py_spy, pid, profile_path, subprocesses=several) as profiled:
             sent = target.send("bench", args.count)
             timings = target.finished("bench", args.count)
         after = machine.cpu_sample(roots)
         server_cpu = machine.tree_cpu_seconds(roots) - server_cpu_before
+        roles_after = machine.cpu_by_role(roots)
         result["foreign_cpus"] = machine.foreign_cpus(before, after)
         result["profile"] = str(profiled) if profiled else None
         result["burst"] = burst_figures(sent, timings, args.count)
         # CPU per execution holds still when other processes share the machine, unlike exec/s.
         result["burst"]["server_cpu_ms_per_execution"] = round(1000 * server_cpu / args.count, 3)
+        result["burst"]["cpu_ms_per_execution_by_role"] = {
+            role: round(1000 * (roles_after[role] - roles_before[role]) / args.count, 3)
+            for role in roles_after
+        }
         probe = target.send("probe", args.probe_count, args.probe_rate)
         result["probe"] = probe_figures(probe, target.finished("probe", args.probe_count))
         if isinstance(server, servers.Server):
@@ -293,6 +299,10 @@ def print_report(rounds: list[dict[str, dict[str, Any]]], summary: dict[str, Any
             f"      hookrunner under the burst: received -> claimed p50 {wait['p50']:.1f} ms,"
             f" p99 {wait['p99']:.1f} ms (queueing); 202s took {hr['burst']['answers_s']:.2f} s"
         )
+        roles = hr["burst"].get("cpu_ms_per_execution_by_role")
+        if roles:
+            shares = ", ".join(f"{role} {ms:.2f}" for role, ms in roles.items())
+            print(f"      hookrunner CPU ms per execution by role: {shares}")
         for target in TARGETS:
             probe = pair[target]["probe"]
             line = f"      probe {target}: send -> process started {_pct(probe['send_to_exec_ms'])}"

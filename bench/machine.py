@@ -163,6 +163,70 @@ def tree_cpu_seconds(roots: list[int]) -> float:
     return sum(_process_ticks(pid) for root in roots for pid in descendants(root)) / _HZ
 
 
+def _own_and_children_ticks(pid: int) -> tuple[int, int]:
+    """(utime + stime, cutime + cstime) of a live process ((0, 0) once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0, 0
+    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def _role(pid: int) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "other"
+    if "app.execution.process" in command:
+        return "engines"
+    if "gunicorn" in command and command.count(" ") and _parent_is_gunicorn(pid):
+        return "web workers"
+    return "other"
+
+
+def _parent_is_gunicorn(pid: int) -> bool:
+    try:
+        parent = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1]
+        return b"gunicorn" in Path(f"/proc/{parent}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def cpu_by_role(roots: list[int]) -> dict[str, float]:
+    """CPU seconds so far of the trees under ``roots``, by role.
+
+    ``web workers`` (Gunicorn's workers), ``engines`` (engine processes, without the
+    commands they ran), ``commands`` (the children they reaped), ``other`` (the
+    Gunicorn master, the engine supervisor, anything else) and ``store server``
+    (every ``postgres`` process on the machine: the PostgreSQL server is not in the
+    tree). Differences of two calls say where a measured run's CPU went.
+    """
+    found: dict[str, float] = {"web workers": 0.0, "engines": 0.0, "commands": 0.0, "other": 0.0}
+    for root in roots:
+        for pid in descendants(root):
+            own, children = _own_and_children_ticks(pid)
+            role = _role(pid)
+            found[role] += own / _HZ
+            found["commands" if role == "engines" else role] += children / _HZ
+    found["store server"] = _postgres_ticks() / _HZ
+    return found
+
+
+def _postgres_ticks() -> int:
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "cmdline").read_bytes().startswith(b"postgres"):
+                continue
+        except OSError:
+            continue
+        own, children = _own_and_children_ticks(int(entry.name))
+        total += own + children
+    return total
+
+
 @dataclass(frozen=True)
 class CpuSample:
     wall: float
