@@ -9,15 +9,17 @@ counted in libpq's protocol trace (the ``protocol`` fixture).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app.clock import utc_now_iso
 from app.store import Database
 from app.store import execution_queue as queue
-from tests.conftest import ProtocolCounter, round_trips, send_push
+from tests.conftest import ProtocolCounter, round_trips, send_push, wait_for
 
 
 def _status(db: Database, execution_id: str) -> str:
@@ -76,3 +78,57 @@ def test_an_outcome_alone_is_fenced_by_the_claim_token(
             db, claim.execution_id, token=claim.token, status="succeeded", **outcome
         )
     assert _status(db, answer["execution_id"]) == "failed"
+
+
+def test_outcomes_never_share_a_transaction_on_postgresql(
+    app: Flask, client: FlaskClient, db: Database, make_trigger: Any, database_url: str
+) -> None:
+    """An outcome waiting for a row lock holds up no other outcome.
+
+    Outcomes in one transaction would take several running rows' locks in the
+    order they arrived, and ``on_busy: replace`` or the heartbeat take them in
+    another: a deadlock. So each outcome is a transaction of its own.
+    """
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's one write lock cannot deadlock")
+    import psycopg
+
+    make_trigger(concurrency={"max": 2, "on_busy": "queue"})
+    for n in range(2):
+        send_push(client, f"d-{n}")
+    with app.app_context():
+        blocked, free = queue.claim_batch(db, "deploy", "worker-a", 2, limit=2, now=utc_now_iso())
+    outcome = {"status": "succeeded", "exit_code": 0, "error": None, "report": {}}
+    results: dict[str, bool] = {}
+
+    def finish(claim: queue.Claim) -> None:
+        results[claim.execution_id] = queue.finish_alone(
+            db, claim.execution_id, token=claim.token, **outcome
+        )
+
+    threads = [threading.Thread(target=finish, args=(claim,)) for claim in (blocked, free)]
+    with psycopg.connect(database_url) as holder:  # another writer holds one row's lock
+        holder.execute("SELECT 1 FROM executions WHERE id = %s FOR UPDATE", (blocked.execution_id,))
+        try:
+            threads[0].start()
+            wait_for(lambda: _waiting_for_a_lock(database_url))
+            threads[1].start()
+            threads[1].join(10)  # done while the other outcome still waits
+            assert results == {free.execution_id: True}
+            assert _status(db, free.execution_id) == "succeeded"
+        finally:
+            holder.rollback()
+    for thread in threads:
+        thread.join(10)
+    assert results == {free.execution_id: True, blocked.execution_id: True}
+
+
+def _waiting_for_a_lock(database_url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0] > 0)

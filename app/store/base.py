@@ -70,12 +70,17 @@ class Database(ABC):
     def write(self) -> AbstractContextManager[Connection]:
         """Run the block in one short transaction; commit or roll back."""
 
-    def write_statement(self, sql: str, parameters: Sequence[Any], *, order: str = "") -> Any:
+    def write_statement(
+        self, sql: str, parameters: Sequence[Any], *, order: str | None = ""
+    ) -> Any:
         """Run one write statement; its first row (or None) once committed.
 
         A store may commit it together with other callers' statements (PostgreSQL:
-        group commit, sent in the order of their ``order`` keys); the default runs
-        it in :meth:`write`.
+        group commit, sent in the order of their ``order`` keys, so that groups
+        take their locks in one order). ``order=None`` says no such order exists -
+        the statement locks rows that other writers lock in another order - so a
+        store whose transactions can deadlock runs it in a transaction of its own.
+        The default runs it in :meth:`write`.
         """
         with self.write() as conn:
             return conn.execute(sql, parameters).fetchone()

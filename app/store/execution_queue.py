@@ -276,13 +276,15 @@ def finish_alone(
 ) -> bool:
     """:func:`finish` as one statement of its own, for an outcome nothing follows (no retry).
 
-    It goes through :meth:`~app.store.base.Database.write_statement`, so the
-    outcomes of concurrent executions share a commit (one round trip each on
-    PostgreSQL, without ``BEGIN`` and ``COMMIT``). Fenced like :func:`finish`;
-    returns whether it matched.
+    On PostgreSQL it is one round trip in autocommit (no ``BEGIN``, no
+    ``COMMIT``) and never shares a transaction: :func:`supersede` and
+    :func:`heartbeat` lock several running rows in scan order, so a transaction
+    holding the outcomes of several executions could deadlock with them. On
+    SQLite it joins the group commit. Fenced like :func:`finish`; returns
+    whether it matched.
     """
     parameters = _finish_parameters(execution_id, token, status, exit_code, error, report)
-    return db.write_statement(f"{_FINISH} RETURNING id", parameters) is not None
+    return db.write_statement(f"{_FINISH} RETURNING id", parameters, order=None) is not None
 
 
 def status_of(db: Database, execution_id: str) -> str | None:

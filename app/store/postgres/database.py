@@ -196,8 +196,17 @@ class PostgresDatabase(Database):
             except psycopg.errors.IntegrityError as exc:
                 raise IntegrityError(str(exc)) from exc
 
-    def write_statement(self, sql: str, parameters: Sequence[Any], *, order: str = "") -> Any:
-        """The statement in this process's next group commit (see ``group_commit.py``)."""
+    def write_statement(
+        self, sql: str, parameters: Sequence[Any], *, order: str | None = ""
+    ) -> Any:
+        """The statement in this process's next group commit (see ``group_commit.py``).
+
+        With ``order=None`` it runs alone, in autocommit: one round trip, and a
+        transaction that holds no other caller's locks.
+        """
+        if order is None:
+            with self.autocommit() as conn:
+                return conn.execute(sql, parameters).fetchone()
         if self._group is None:
             from app.store.postgres.group_commit import StatementGroup
 

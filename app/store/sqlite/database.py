@@ -164,8 +164,14 @@ class SQLiteDatabase(Database):
                 raise
             conn.execute("COMMIT")
 
-    def write_statement(self, sql: str, parameters: Sequence[Any], *, order: str = "") -> Any:
-        """The statement in the next group commit, like :meth:`write_grouped`."""
+    def write_statement(
+        self, sql: str, parameters: Sequence[Any], *, order: str | None = ""
+    ) -> Any:
+        """The statement in the next group commit, like :meth:`write_grouped`.
+
+        Whatever ``order`` says: one write lock serialises SQLite's writers, so a
+        shared transaction cannot deadlock.
+        """
         return self.write_grouped(lambda conn: conn.execute(sql, parameters).fetchone())
 
     def write_grouped(self, fn: Callable[[Connection], T]) -> T:
