@@ -50,3 +50,23 @@ def test_a_connection_idle_for_a_while_is_checked_before_it_is_lent(
     monkeypatch.setattr(pg, "CHECK_IDLE_SECONDS", 0.0)  # every connection counts as idle
     _terminate(first)
     assert _backend_pid(store) != first  # the check found it dead: no error reached us
+
+
+def test_connections_run_at_read_committed_whatever_the_database_default(
+    postgres_server: PostgresServer,
+) -> None:
+    """Claims count after an advisory lock: a snapshot older than the lock would miss claims."""
+    name = postgres_server.create()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_isolation = serializable')
+    db = pg.PostgresDatabase(_pg_url(name), pool_size=1)
+    try:
+        with psycopg.connect(_pg_url(name)) as plain:  # what the database hands out by itself
+            assert plain.execute("SHOW transaction_isolation").fetchone() == ("serializable",)
+        with db.read() as conn:
+            assert conn.execute("SHOW transaction_isolation").fetchone()[0] == "read committed"
+        with db.write() as conn:
+            assert conn.execute("SHOW transaction_isolation").fetchone()[0] == "read committed"
+    finally:
+        db.close()
+        postgres_server.drop(name)

@@ -21,6 +21,9 @@ Same protocol as every store (:mod:`app.store.base`), with PostgreSQL's means:
 * :meth:`PostgresDatabase.write_statement` (an accepted ingest) goes through this
   process's group commit (:mod:`app.store.postgres.group_commit`): concurrent
   statements share one pipelined transaction.
+* Every pooled connection runs at READ COMMITTED, whatever the server's or the
+  database's default: claims and admission count after taking an advisory lock
+  and need the snapshot of the statement that follows it.
 * Connection failures become :class:`~app.errors.ServiceUnavailable` (503 with
   ``Retry-After``); constraint violations :class:`~app.store.base.IntegrityError`.
 """
@@ -43,6 +46,7 @@ from app.store.base import Connection, Cursor, Database, IntegrityError
 _QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?|%")
 MIGRATION_LOCK_KEY = 7_250_437_610  # pg_advisory_xact_lock key of the migration runner
 CHECK_IDLE_SECONDS = 5.0
+_READ_COMMITTED = "SET default_transaction_isolation = 'read committed'"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -142,6 +146,9 @@ class PostgresDatabase(Database):
 
             def configure(conn: psycopg.Connection[Any]) -> None:
                 conn.row_factory = _row_factory
+                # Claims and admission rely on a fresh snapshot per statement (after the
+                # advisory lock): READ COMMITTED whatever the server's default is.
+                conn.execute(_READ_COMMITTED)
 
             pool = ConnectionPool(
                 self.url,
