@@ -151,11 +151,7 @@ def descendants(pid: int) -> list[int]:
 
 def _process_ticks(pid: int) -> int:
     """utime + stime + cutime + cstime of a live process (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0
-    return sum(int(value) for value in fields[11:15])
+    return sum(_own_and_children_ticks(pid))
 
 
 def tree_cpu_seconds(roots: list[int]) -> float:
@@ -179,7 +175,7 @@ def _role(pid: int) -> str:
         return "other"
     if "app.execution.process" in command:
         return "engines"
-    if "gunicorn" in command and command.count(" ") and _parent_is_gunicorn(pid):
+    if "gunicorn" in command and _parent_is_gunicorn(pid):
         return "web workers"
     return "other"
 

@@ -183,46 +183,35 @@ class ExecutionRun:
             action=result.details,
         )
 
+        outcome: dict[str, Any] = {
+            "token": self.token,
+            "status": result.status,
+            "exit_code": result.exit_code,
+            "error": result.error,
+            "report": report,
+        }
+
         def finish(conn: Connection) -> tuple[bool, str | None]:
-            finished = queue.finish(
-                conn,
-                row.id,
-                token=self.token,
-                status=result.status,
-                exit_code=result.exit_code,
-                error=result.error,
-                report=report,
-            )
-            if not finished:
+            if not queue.finish(conn, row.id, **outcome):
                 return False, None
             retry = schedule_retry(
                 conn, row, trigger.document.retry, result.status, retryable=result.retryable
             )
             return True, retry
 
-        # Concurrent executions' outcomes share one commit (group commit). Most outcomes
-        # have no retry to schedule: they are one statement, with no transaction around it.
+        # An outcome that schedules a retry writes both in one transaction (shared with
+        # concurrent outcomes on SQLite); most have none and are one statement (alone on
+        # PostgreSQL, in the group commit on SQLite: queue.finish_alone).
         policy = trigger.document.retry
         if may_follow(policy, row.attempt, result.status, result.retryable):
             finished, retry_id = self.db.write_grouped(finish)
         else:
-            finished, retry_id = self._finish_alone(row, result, report), None
+            finished, retry_id = queue.finish_alone(self.db, row.id, **outcome), None
         self.notifier.notify(row.id)
         self.notifier.notify(ALL)
         self._log_outcome(row.id, result, report, retry_id, finished, secrets)
         if finished:
             self.alerts.finished(row, trigger.document, result, report, secrets)
-
-    def _finish_alone(self, row: ExecutionRow, result: RunResult, report: dict[str, Any]) -> bool:
-        return queue.finish_alone(
-            self.db,
-            row.id,
-            token=self.token,
-            status=result.status,
-            exit_code=result.exit_code,
-            error=result.error,
-            report=report,
-        )
 
     def _log_outcome(
         self,

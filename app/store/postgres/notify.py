@@ -124,8 +124,6 @@ class PgNotifyBackend:
             for name in {channel(role) for role in roles}:
                 channels.append(name)
                 payloads.append(payload)
-        if not payloads:
-            return
         try:
             with self.store.read() as conn:
                 conn.execute(_PUBLISH, (channels, payloads))
