@@ -1,7 +1,9 @@
 """The engine's bookkeeping per execution in round trips, on PostgreSQL.
 
 A claim is one call of the function ``hookrunner_claim`` (migration 0013): the
-advisory lock, the count of running executions and the claim in one round trip.
+advisory lock, the count of running executions and the claim in one round trip,
+which also brings each claimed execution's delivery (the run reads nothing more
+before it starts the action).
 An outcome that no retry follows is one statement, without ``BEGIN`` or
 ``COMMIT``; one that schedules a retry keeps its transaction. Round trips are
 counted in libpq's protocol trace (the ``protocol`` fixture).
@@ -17,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.clock import utc_now_iso
-from app.store import Database
+from app.store import Database, deliveries
 from app.store import execution_queue as queue
 from tests.conftest import ProtocolCounter, round_trips, send_push, wait_for
 
@@ -132,3 +134,22 @@ def _waiting_for_a_lock(database_url: str) -> bool:
             " WHERE datname = current_database() AND wait_event_type = 'Lock'"
         ).fetchone()
     return bool(row and row[0] > 0)
+
+
+def test_a_claim_brings_the_delivery_each_execution_runs_in_its_round_trip(
+    app: Flask, client: FlaskClient, db: Database, make_trigger: Any, protocol: ProtocolCounter
+) -> None:
+    make_trigger(concurrency={"max": 2, "on_busy": "queue"})
+    answers = [send_push(client, f"carried-{n}") for n in range(2)]
+    with app.app_context():
+        stored = {
+            answer["execution_id"]: deliveries.get(db, answer["delivery_id"]) for answer in answers
+        }
+        protocol()
+        claims = queue.claim_batch(db, "deploy", "worker-a", 2, limit=2, now=utc_now_iso())
+        claimed = protocol()
+    assert round_trips(claimed) == 1, claimed
+    assert sorted(claim.execution_id for claim in claims) == sorted(stored)
+    for claim in claims:
+        assert claim.delivery == stored[claim.execution_id]
+        assert claim.delivery is not None and claim.delivery.body.startswith(b"{")

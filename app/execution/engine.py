@@ -268,7 +268,7 @@ class Engine:
                 scope.set_tag("trigger", trigger.name)
                 scope.set_tag("request_id", row.request_id)
                 ExecutionRun(self.db, self.settings, claim.token, self.notifier, self.breakers).run(
-                    row, trigger, holder.cancelled, lambda: holder.interrupted
+                    row, trigger, holder.cancelled, lambda: holder.interrupted, claim.delivery
                 )
         except Exception:
             log.exception("execution crashed in the engine")

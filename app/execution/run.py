@@ -68,13 +68,19 @@ class ExecutionRun:
         trigger: CompiledTrigger,
         cancelled: threading.Event,
         interrupted: Callable[[], bool],
+        delivery: DeliveryRecord | None = None,
     ) -> None:
-        """Run the action, persist its output, record the outcome, schedule a retry."""
+        """Run the action, persist its output, record the outcome, schedule a retry.
+
+        ``delivery`` is the stored delivery when the caller already has it (the
+        claim brought it); otherwise it is read here.
+        """
         action = trigger.document.action
         max_bytes = (
             action.max_output_bytes if isinstance(action, CommandAction) else _HTTP_OUTPUT_CAP
         )
-        delivery = self._delivery(row)
+        if delivery is None:
+            delivery = self._delivery(row)
         secrets = trigger_secrets(trigger.document)
         if delivery is not None and delivery.credentials:
             secrets += _credential_values(delivery.credentials)

@@ -77,23 +77,29 @@ def insert(conn: Connection, record: DeliveryRecord) -> None:
     conn.execute(_INSERT, values(record))
 
 
-def get(db: Database, delivery_id: str) -> DeliveryRecord:
-    """The whole delivery (body as bytes, JSON columns decoded); raises NotFound."""
-    with db.read() as conn:
-        row = conn.execute(
-            f"SELECT {_SUMMARY}, query, headers, body, report, credentials"
-            " FROM deliveries WHERE id = ?",
-            (delivery_id,),
-        ).fetchone()
-    if row is None:
-        raise NotFound(f"No delivery has the id {delivery_id!r}.")
-    item = dict(row)
+# Every column a DeliveryRecord is built from (``record_from`` decodes them).
+RECORD_COLUMNS = f"{_SUMMARY}, query, headers, body, report, credentials"
+
+
+def record_from(item: dict[str, Any]) -> DeliveryRecord:
+    """A DeliveryRecord from the raw values of :data:`RECORD_COLUMNS` (``item`` is consumed)."""
     del item["body_size"]
     for column in ("query", "headers", "report"):
         item[column] = json.loads(item[column])
     item["credentials"] = json.loads(item["credentials"]) if item["credentials"] else None
     item["body"] = bytes(item["body"])
     return DeliveryRecord(**item)
+
+
+def get(db: Database, delivery_id: str) -> DeliveryRecord:
+    """The whole delivery (body as bytes, JSON columns decoded); raises NotFound."""
+    with db.read() as conn:
+        row = conn.execute(
+            f"SELECT {RECORD_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"No delivery has the id {delivery_id!r}.")
+    return record_from(dict(row))
 
 
 def list_recent(

@@ -24,7 +24,9 @@ from typing import Any
 
 from app.clock import ms_between, utc_now_iso
 from app.errors import Conflict, NotFound
+from app.store import deliveries as deliveries_sql
 from app.store.base import Connection, Database
+from app.store.deliveries import DeliveryRecord
 from app.store.executions import FULL_COLUMNS, ExecutionRow
 
 
@@ -40,9 +42,14 @@ class Claim:
     """One execution this worker now runs, as the claim left it (no re-read needed).
 
     ``row.claim_token`` is the token every later write of this attempt presents.
+    ``delivery`` is the delivery it runs when the claim brought it along
+    (PostgreSQL, in the same round trip); None when it did not - on SQLite, for
+    an execution without a delivery, or for one whose delivery committed after
+    the claim's snapshot - and the run reads it itself.
     """
 
     row: ExecutionRow
+    delivery: DeliveryRecord | None = None
 
     @property
     def execution_id(self) -> str:
@@ -56,9 +63,40 @@ class Claim:
 
 _RUNNING = "SELECT COUNT(*) FROM executions WHERE trigger = ? AND status = 'running'"
 
+
+def _names(columns: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in columns.split(","))
+
+
+_EXECUTION_NAMES = _names(FULL_COLUMNS)
+_DELIVERY_NAMES = _names(deliveries_sql.RECORD_COLUMNS)
+
 # On PostgreSQL the lock, the count and the claim run in one call of the function from
-# migration 0013 (one round trip; see the migration for why they are three statements).
-_CLAIM_PG = f"SELECT {FULL_COLUMNS} FROM hookrunner_claim(?, ?, ?, ?, ?)"
+# migration 0013 (one round trip; see the migration for why they are three statements),
+# and each claimed execution comes back with its delivery (what the run reads first).
+_CLAIM_PG = (
+    "SELECT "
+    + ", ".join(f"e.{name}" for name in _EXECUTION_NAMES)
+    + ", "
+    + ", ".join(f"d.{name} AS d_{name}" for name in _DELIVERY_NAMES)
+    + " FROM hookrunner_claim(?, ?, ?, ?, ?) AS e"
+    # LATERAL ... LIMIT 1: one primary-key lookup per claimed row, whatever the planner
+    # guesses of the function's row count (a plain join of it may hash-join the table).
+    f" LEFT JOIN LATERAL (SELECT {deliveries_sql.RECORD_COLUMNS} FROM deliveries"
+    " WHERE deliveries.id = e.delivery_id LIMIT 1) AS d ON true"
+)
+
+
+def _claim_with_delivery(row: Any) -> Claim:
+    """A claim from one row of :data:`_CLAIM_PG` (execution columns, then the delivery's)."""
+    values = tuple(row)
+    split = len(_EXECUTION_NAMES)
+    execution = ExecutionRow.from_row(zip(_EXECUTION_NAMES, values[:split], strict=True))
+    delivery = dict(zip(_DELIVERY_NAMES, values[split:], strict=True))
+    if delivery["id"] is None:  # no delivery, or not visible to the claim's snapshot
+        return Claim(execution)
+    return Claim(execution, deliveries_sql.record_from(delivery))
+
 
 _CLAIM_ONE = (
     "UPDATE executions SET status = 'running', owner = ?, heartbeat_at = ?, started_at = ?,"
@@ -83,7 +121,7 @@ def claim_batch(
         # transaction, and the lock it takes is released when it returns.
         with db.read() as conn:
             rows = conn.execute(_CLAIM_PG, (trigger, now, limit, max_running, owner)).fetchall()
-        return [Claim(ExecutionRow.from_row(row)) for row in rows]
+        return [_claim_with_delivery(row) for row in rows]
     with db.write() as conn:
         running = int(conn.execute(_RUNNING, (trigger,)).fetchone()[0])
         room = min(limit, max_running - running)
