@@ -57,6 +57,8 @@ worker_connections = _server.worker_connections
 # however long a request (an SSE stream, a response.mode "wait" answer) lasts.
 timeout = _server.timeout
 graceful_timeout = _server.graceful_timeout
+# Also the longest a gevent worker waits for a request's headers, however slowly they
+# trickle in (slowloris); 0 would lift that bound. BODY_IDLE_SECONDS bounds the body.
 keepalive = 5
 # Gunicorn >= 24 opens a control socket at one fixed path per user; several
 # instances on a host would fight over it and Hookrunner does not use it.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import select
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -254,3 +257,31 @@ def test_a_body_that_stops_arriving_is_400_while_the_client_waits(
     assert response.status == 400, response.body
     assert response.json()["error"]["code"] in ("bad_request", "malformed_request")
     assert _deliveries(server) == before
+
+
+def test_headers_that_trickle_in_lose_the_connection_at_the_keepalive_bound(
+    server: Server,
+) -> None:
+    """A client sending its headers a byte at a time (slowloris) is cut off.
+
+    Gunicorn's gevent worker waits for a request's headers no longer than
+    ``keepalive`` (5 s in gunicorn.conf.py), however steadily the bytes come;
+    the client is sent nothing and its connection is closed.
+    """
+    parts = urlsplit(server.base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(b"POST /webhooks/open HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        answer: bytes | None = None
+        for _ in range(120):  # a byte every half second, for a minute at most
+            try:
+                sock.sendall(b"x")
+            except (BrokenPipeError, ConnectionResetError):
+                answer = b""
+                break
+            if select.select([sock], [], [], 0.5)[0]:
+                try:
+                    answer = sock.recv(4096)
+                except ConnectionResetError:
+                    answer = b""
+                break
+    assert answer == b"", f"the trickling client was not cut off: {answer!r}"
