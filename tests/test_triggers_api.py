@@ -48,6 +48,12 @@ def test_duplicate_name_is_409(
         (trigger_document(action={"type": "shell", "script": "rm -rf /"}), "action"),
         (trigger_document(concurrency={"max": 0}), "concurrency.max"),
         (trigger_document(unexpected=True), "unexpected"),
+        # Values of the wrong JSON type are refused, not converted.
+        (trigger_document(enabled="no"), "enabled"),
+        (trigger_document(require_json=1), "require_json"),
+        (trigger_document(retention_days="30"), "retention_days"),
+        (trigger_document(retry={"max_attempts": True}), "retry.max_attempts"),
+        (trigger_document(concurrency={"max": 2.0}), "concurrency.max"),
     ],
 )
 def test_invalid_document_is_422_with_field_path(

@@ -40,8 +40,13 @@ Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 BODY_KEYWORDS = ("output", "none")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StrictModel(BaseModel):
+    """A part of a trigger document: unknown keys are refused, and so are values of the
+    wrong JSON type (``"no"`` or ``0`` for a boolean, ``"30"``, ``true`` or ``2.5`` for an
+    integer), which lax validation would quietly convert. Numbers stay numbers: an integer
+    is accepted where a float is asked for."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def _template(value: str | None) -> str | None:
@@ -72,7 +77,7 @@ HeaderTemplate = Annotated[str, Field(max_length=8192), AfterValidator(_header_t
 ResponseHeaders = dict[Annotated[str, Field(pattern=_HEADER_NAME)], HeaderTemplate]
 
 
-class Reply(_Strict):
+class Reply(StrictModel):
     """A fixed answer: status, headers, body template (absent: the JSON answer)."""
 
     status: StatusCode = 202
@@ -85,12 +90,12 @@ class Reply(_Strict):
         return _template(value)
 
 
-class ResponseStatus(_Strict):
+class ResponseStatus(StrictModel):
     success: StatusCode | None = Field(None, description="default 202 async, 200 wait")
     failure: StatusCode = 500
 
 
-class ResponseSpec(_Strict):
+class ResponseSpec(StrictModel):
     mode: Literal["async", "wait"] = "async"
     timeout_seconds: float = Field(10, gt=0, le=3600)
     status: ResponseStatus = Field(default_factory=ResponseStatus)  # type: ignore[arg-type]
@@ -123,7 +128,7 @@ class ResponseSpec(_Strict):
         return 200 if self.mode == "wait" else 202
 
 
-class PayloadOptions(_Strict):
+class PayloadOptions(StrictModel):
     """How the body is read, beyond JSON and forms (for filters, rules and templates)."""
 
     content_type: str | None = Field(
@@ -141,7 +146,7 @@ class PayloadOptions(_Strict):
     )
 
 
-class FileSpec(_Strict):
+class FileSpec(StrictModel):
     """A temporary file the command gets; its path is in the named variable."""
 
     content: str = Field(max_length=65536, description="Template")

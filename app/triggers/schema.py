@@ -27,6 +27,7 @@ from app.triggers.response_schema import (
     Method,
     PayloadOptions,
     ResponseSpec,
+    StrictModel,
     check_file_names,
 )
 from app.triggers.rules_schema import check_rules, mask_rule_secrets, restore_rule_secrets
@@ -37,10 +38,6 @@ _HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 Scheme = Literal["github", "stripe", "slack", "standard", "hmac", "token", "none"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _check_template(value: str) -> str:
@@ -85,7 +82,7 @@ def _check_network(value: str) -> str:
         raise ValueError(f"not an IP network (CIDR): {value[:64]!r}") from None
 
 
-class Auth(_Strict):
+class Auth(StrictModel):
     """How requests prove they come from the sender."""
 
     scheme: Scheme
@@ -115,7 +112,7 @@ class Auth(_Strict):
         return self
 
 
-class Dedup(_Strict):
+class Dedup(StrictModel):
     """Which key identifies a repeated delivery, and for how long."""
 
     key: str = Field(
@@ -134,7 +131,7 @@ class Dedup(_Strict):
         raise ValueError("must be auto, payload, none or jmespath:<expression>")
 
 
-class CommandAction(_Strict):
+class CommandAction(StrictModel):
     """Run a local program (argv list, never a shell)."""
 
     type: Literal["command"]
@@ -185,7 +182,7 @@ class CommandAction(_Strict):
         return value
 
 
-class HttpAction(_Strict):
+class HttpAction(StrictModel):
     """Forward the webhook to another HTTP endpoint."""
 
     type: Literal["http"]
@@ -224,13 +221,13 @@ class HttpAction(_Strict):
 Action = Annotated[CommandAction | HttpAction, Field(discriminator="type")]
 
 
-class Concurrency(_Strict):
+class Concurrency(StrictModel):
     max: int = Field(1, ge=1, le=1000)
     on_busy: Literal["queue", "reject", "replace"] = "queue"
     queue_max: int = Field(100, ge=0, le=100_000)
 
 
-class Retry(_Strict):
+class Retry(StrictModel):
     max_attempts: int = Field(1, ge=1, le=50)
     backoff_seconds: float = Field(10, ge=0, le=86400)
     max_backoff_seconds: float = Field(3600, ge=0, le=7 * 86400)
@@ -240,7 +237,7 @@ NotifyStatus = Literal["failed", "timed_out", "interrupted", "cancelled", "succe
 _NOTIFY_DEFAULT: tuple[NotifyStatus, ...] = ("failed", "timed_out")
 
 
-class Notify(_Strict):
+class Notify(StrictModel):
     """Post a signed event when an execution ends in one of ``on`` (see app.execution.alerts)."""
 
     on: list[NotifyStatus] = Field(default_factory=lambda: list(_NOTIFY_DEFAULT))
@@ -255,7 +252,7 @@ class Notify(_Strict):
     )
 
 
-class TriggerDocument(_Strict):
+class TriggerDocument(StrictModel):
     """A trigger as created with POST /admin/triggers."""
 
     name: str = Field(pattern=NAME_PATTERN)
