@@ -33,8 +33,10 @@ from two_hosts import AUTH, start_host
 from tests.server import free_port, stop
 
 
-def follow(base: str, url: str, latencies: list[float]) -> None:
+def follow(base: str, url: str, latencies: list[float], ready: threading.Event) -> None:
+    """Follow one stream, appending each tick's latency; ``ready`` once it is open."""
     with requests.get(f"{base}{url}", headers=AUTH, stream=True, timeout=120) as stream:
+        ready.set()
         event = ""
         for raw in stream.iter_lines(decode_unicode=True):
             now = time.time()
@@ -98,6 +100,10 @@ def main() -> int:
             ]
             for thread in followers:
                 thread.start()
+            # The command waits 0.5 s before its first line, so both streams are open
+            # before it: every tick is delivered live, none replayed from the store.
+            if not (ready_a.wait(10) and ready_b.wait(10)):
+                raise SystemExit("a stream did not open within 10 s")
             for thread in followers:
                 thread.join(300)
     finally:
