@@ -141,7 +141,11 @@ def descendants(pid: int) -> list[int]:
     while queue:
         current = queue.pop()
         found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*"):
+        try:  # a process may exit while it is being read: it then has no children
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
             try:
                 queue += [int(child) for child in (task / "children").read_text().split()]
             except OSError:
