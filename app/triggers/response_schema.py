@@ -42,7 +42,7 @@ BODY_KEYWORDS = ("output", "none")
 
 class StrictModel(BaseModel):
     """A part of a trigger document: unknown keys are refused, and so are values of the
-    wrong JSON type (``"no"`` or ``0`` for a boolean, ``"30"``, ``true`` or ``2.5`` for an
+    wrong JSON type (``"no"`` or ``0`` for a boolean, ``"30"``, ``true`` or ``2.0`` for an
     integer), which lax validation would quietly convert. Numbers stay numbers: an integer
     is accepted where a float is asked for."""
 
