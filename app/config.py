@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -56,8 +57,27 @@ def load_env_file(directory: Path | None = None) -> Path | None:
     path = (directory or Path.cwd()) / ENV_FILE
     if not path.is_file():
         return None
-    load_dotenv(path, override=False)
+    # python-dotenv warns of a line it cannot parse (and skips it) by line number only.
+    dotenv_log = logging.getLogger("dotenv.main")
+    naming = _PrefixMessages(f"{path}: ")
+    dotenv_log.addFilter(naming)
+    try:
+        load_dotenv(path, override=False)
+    finally:
+        dotenv_log.removeFilter(naming)
     return path
+
+
+class _PrefixMessages(logging.Filter):
+    """Put ``prefix`` (the file's path) before each message of the logger it filters."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = f"{self.prefix}{record.msg}"
+        return True
 
 
 def hookrunner_home(env: Mapping[str, str] | None = None) -> Path:

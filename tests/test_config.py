@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, describe_store, load_settings
+from app.config import ConfigError, describe_store, load_env_file, load_settings
 
 
 def test_defaults_are_safe() -> None:
@@ -107,3 +109,23 @@ def test_a_short_session_secret_is_refused_without_echoing_it() -> None:
     long_enough = "k" * 32
     assert load_settings(env={"SESSION_SECRET": long_enough}).session_secret == long_enough
     assert load_settings(env={"SESSION_SECRET": ""}).session_secret is None  # .env.example
+
+
+def test_a_line_of_the_env_file_that_cannot_be_parsed_is_reported_with_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "HOOKRUNNER_TEST_GOOD=1\nthis is not an assignment\nHOOKRUNNER_TEST_NEXT=2\n"
+    )
+    for name in ("HOOKRUNNER_TEST_GOOD", "HOOKRUNNER_TEST_NEXT"):
+        monkeypatch.setenv(name, "")  # recorded as unset: teardown removes what the file sets
+        monkeypatch.delenv(name)
+    with caplog.at_level("WARNING", logger="dotenv.main"):
+        assert load_env_file(tmp_path) == env_file
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "dotenv.main"]
+    assert warning.startswith(f"{env_file}: ")
+    assert "line 2" in warning
+    # The lines around it are still read; later loads are not prefixed again.
+    assert (os.environ["HOOKRUNNER_TEST_GOOD"], os.environ["HOOKRUNNER_TEST_NEXT"]) == ("1", "2")
+    assert not logging.getLogger("dotenv.main").filters
