@@ -30,7 +30,7 @@ def _status(db: Database, execution_id: str) -> str:
         return str(row.fetchone()[0])
 
 
-def test_a_claim_and_its_outcome_are_one_round_trip_each(
+def test_a_claim_with_its_deliveries_and_its_outcome_are_one_round_trip_each(
     app: Flask, client: FlaskClient, db: Database, make_trigger: Any, protocol: ProtocolCounter
 ) -> None:
     make_trigger(concurrency={"max": 2, "on_busy": "queue"})
@@ -41,6 +41,9 @@ def test_a_claim_and_its_outcome_are_one_round_trip_each(
         claimed = protocol()
         assert round_trips(claimed) == 1, claimed
         assert [claim.execution_id for claim in claims] == [a["execution_id"] for a in answers[:2]]
+        for claim, answer in zip(claims, answers, strict=False):  # the delivery came along
+            assert claim.delivery == deliveries.get(db, answer["delivery_id"])
+            assert claim.delivery is not None and claim.delivery.body.startswith(b"{")
         assert queue.claim_batch(db, "deploy", "worker-b", 2, limit=4, now=utc_now_iso()) == []
         protocol()
         assert queue.finish_alone(
@@ -134,22 +137,3 @@ def _waiting_for_a_lock(database_url: str) -> bool:
             " WHERE datname = current_database() AND wait_event_type = 'Lock'"
         ).fetchone()
     return bool(row and row[0] > 0)
-
-
-def test_a_claim_brings_the_delivery_each_execution_runs_in_its_round_trip(
-    app: Flask, client: FlaskClient, db: Database, make_trigger: Any, protocol: ProtocolCounter
-) -> None:
-    make_trigger(concurrency={"max": 2, "on_busy": "queue"})
-    answers = [send_push(client, f"carried-{n}") for n in range(2)]
-    with app.app_context():
-        stored = {
-            answer["execution_id"]: deliveries.get(db, answer["delivery_id"]) for answer in answers
-        }
-        protocol()
-        claims = queue.claim_batch(db, "deploy", "worker-a", 2, limit=2, now=utc_now_iso())
-        claimed = protocol()
-    assert round_trips(claimed) == 1, claimed
-    assert sorted(claim.execution_id for claim in claims) == sorted(stored)
-    for claim in claims:
-        assert claim.delivery == stored[claim.execution_id]
-        assert claim.delivery is not None and claim.delivery.body.startswith(b"{")
