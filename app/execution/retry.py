@@ -12,11 +12,11 @@ caller's transaction.
 from __future__ import annotations
 
 import random
-import uuid
 
 from app.clock import utc_now_iso
 from app.store import Connection, executions
 from app.store.executions import ExecutionRow
+from app.store.row_ids import new_row_id
 from app.triggers.schema import Retry
 
 RETRYABLE_STATUSES = frozenset({"failed", "timed_out", "interrupted"})
@@ -54,7 +54,7 @@ def schedule_retry(
     delay = next_delay(policy, row.attempt, status, retryable)
     if delay is None:
         return None
-    retry_id = uuid.uuid4().hex
+    retry_id = new_row_id()
     now = utc_now_iso()
     executions.insert_queued(
         conn,

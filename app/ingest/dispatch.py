@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from app.store import deliveries as deliveries_sql
 from app.store import execution_queue as queue
 from app.store import executions as executions_sql
 from app.store.executions import ExecutionRow
+from app.store.row_ids import new_row_id
 from app.triggers.registry import CompiledTrigger
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class ExecutionService:
     ) -> DispatchResult:
         """Evaluate the request and record its outcome durably (steps 4-8)."""
         evaluation = self.evaluate(trigger, request)
-        delivery_id = uuid.uuid4().hex
+        delivery_id = new_row_id()
         report = self._report(trigger, request, evaluation, _stage(request_started))
         delivery = functools.partial(self._delivery, trigger, request, delivery_id)
         if evaluation.challenge is not None:
@@ -212,7 +212,7 @@ class ExecutionService:
             ignored = delivery("ignored", None, None, noted)
             self.db.ingest(lambda conn: deliveries_sql.insert(conn, ignored))
             return DispatchResult("ignored", delivery_id, None, reason=reason)
-        execution_id = uuid.uuid4().hex
+        execution_id = new_row_id()
         key = None if bypass_dedup else evaluation.dedup.key
         now = utc_now_iso()
         expires_at = utc_now_iso(evaluation.dedup.window_seconds)
@@ -290,7 +290,7 @@ class ExecutionService:
     def rerun(self, original: ExecutionRow, request_id: str | None) -> str:
         """Queue a new execution of the same delivery (``rerun_of`` recorded)."""
         execution_id = original.id
-        new_id = uuid.uuid4().hex
+        new_id = new_row_id()
         with self.db.write() as conn:
             executions_sql.insert_queued(
                 conn,

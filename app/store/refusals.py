@@ -8,11 +8,11 @@ is exact up to ties). Rows carry no body, header or signature value.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from app.store.base import Database
+from app.store.row_ids import new_row_id
 
 PER_TRIGGER = 50
 IN_ALL = 5000
@@ -45,7 +45,7 @@ def record(
             "INSERT INTO ingest_refusals"
             " (id, trigger, at, status, reason, source_address, request_id)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (uuid.uuid4().hex, trigger, at, status, reason, source_address, request_id),
+            (new_row_id(), trigger, at, status, reason, source_address, request_id),
         )
         conn.execute(
             "DELETE FROM ingest_refusals WHERE trigger = ? AND at < ("
