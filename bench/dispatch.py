@@ -17,6 +17,12 @@ per second**, end to end, from the first send until the last execution ended:
   gevent worker running its own engine). Ingest answers 202 at once; the run
   ends at the largest ``finished_at`` once the executions table shows all of
   them final (polled read-only, so watching costs the server nothing).
+* ``floor`` (``bench/bare_app.py``, ``POST /spawn/<hook>``): bare Flask under the
+  same Gunicorn configuration, as many gevent workers as Hookrunner has web workers,
+  checking the HMAC, running the command and answering 200 once it exited, as
+  ``webhook`` does. It records nothing: it is what CPython, Flask and Gunicorn's gevent
+  worker allow before any of Hookrunner's work, so ``floor / webhook`` bounds what
+  Hookrunner can reach on this stack and ``hookrunner / floor`` is Hookrunner's share.
 
 Then a light **probe**: ``--probe-count`` webhooks, one at a time at
 ``--probe-rate``/s, to a hook running ``/bin/date +%s.%N``, which prints the
@@ -55,7 +61,7 @@ import store
 
 TARGET_RATIO = 1.0
 PROBE_P50_TARGET_MS = 10.0
-TARGETS = ("webhook", "hookrunner")
+TARGETS = ("webhook", "floor", "hookrunner")
 
 
 def _hookrunner_trigger(name: str, argv: list[str], concurrency: int) -> dict[str, Any]:
@@ -110,20 +116,30 @@ class Target:
         if self.name == "webhook":
             hooks = [_webhook_hook(hook, argv[0], argv[1:]) for hook, argv in COMMANDS.items()]
             return servers.adnanh_webhook(workdir, name, hooks, cpu)
+        workers = str(1 if cpu is not None else len(os.sched_getaffinity(0)))
+        if self.name == "floor":  # as many gevent workers as Hookrunner's default has web workers
+            env = {
+                "BARE_HMAC_SECRET": signing.SECRET,
+                "BARE_SPAWN_COMMANDS": json.dumps(COMMANDS),
+                "GUNICORN_WORKERS": workers,
+            }
+            return servers.gunicorn(workdir, name, servers.BARE_APP, cpu, self.common.root, env=env)
         env = {"EXECUTION_POOL_SIZE": str(self.args.concurrency)}
         if self.args.deployment == "single":  # one web worker that runs its own engine
             env["ENGINE_PROCESSES"] = "0"
         else:  # web workers and engine processes, one each per CPU the server may use
-            env["GUNICORN_WORKERS"] = str(1 if cpu is not None else len(os.sched_getaffinity(0)))
+            env["GUNICORN_WORKERS"] = workers
         if self.args.store == "postgresql":
             env["DATABASE_URL"] = store.FRESH_POSTGRES
         return servers.gunicorn(workdir, name, None, cpu, self.common.root, True, env)
 
     def path(self, hook: str) -> str:
-        return f"/hooks/{hook}" if self.name == "webhook" else f"/webhooks/{hook}"
+        return {"webhook": f"/hooks/{hook}", "floor": f"/spawn/{hook}"}.get(
+            self.name, f"/webhooks/{hook}"
+        )
 
     def setup(self) -> None:
-        if isinstance(self.server, servers.Server):
+        if self.name == "hookrunner" and isinstance(self.server, servers.Server):
             for hook, argv in COMMANDS.items():
                 doc = _hookrunner_trigger(hook, argv, self.args.concurrency)
                 servers.create_trigger(self.server, doc)
@@ -138,8 +154,11 @@ class Target:
         )
 
     def finished(self, hook: str, count: int) -> list[store.Timing]:
-        """Hookrunner: wait until ``count`` executions of ``hook`` are final; their timings."""
-        if not isinstance(self.server, servers.Server):
+        """Hookrunner: wait until ``count`` executions of ``hook`` are final; their timings.
+
+        The baselines answer once the command exited: their 200s are the executions.
+        """
+        if self.name != "hookrunner" or not isinstance(self.server, servers.Server):
             return []
         store.wait_finished(self.server.db_path, hook, count, self.args.timeout)
         return store.timings(self.server.db_path, hook)
@@ -149,6 +168,7 @@ def measure(target: Target, round_no: int, workdir: Path, profile_path: Path) ->
     """Warm-up, the measured burst of ``--count`` webhooks, then the paced probe."""
     args, common = target.args, target.common
     result: dict[str, Any] = {"target": target.name, "round": round_no}
+    hookrunner = target.name == "hookrunner"
     with target.serve(workdir, round_no) as server:
         target.server = server
         target.setup()
@@ -156,15 +176,13 @@ def measure(target: Target, round_no: int, workdir: Path, profile_path: Path) ->
         target.finished("warm", args.warmup)
         roots = [server.process.pid]
         result["quiet_waited_s"] = harness.quiet(roots, common.quiet_wait)
-        pid, several = (
-            harness.sampled_process(server) if isinstance(server, servers.Server) else (0, False)
-        )
-        if isinstance(server, servers.Server):
+        pid, several = harness.sampled_process(server) if hookrunner else (0, False)
+        if hookrunner:
             result["worker_memory_before"] = harness.memory(pid)
         before = machine.cpu_sample(roots)
         server_cpu_before = machine.tree_cpu_seconds(roots)
         roles_before = machine.cpu_by_role(roots)
-        py_spy = common.py_spy if target.name == "hookrunner" else None
+        py_spy = common.py_spy if hookrunner else None
         with harness.profiling(py_spy, pid, profile_path, subprocesses=several) as profiled:
             sent = target.send("bench", args.count)
             timings = target.finished("bench", args.count)
@@ -182,9 +200,9 @@ def measure(target: Target, round_no: int, workdir: Path, profile_path: Path) ->
         }
         probe = target.send("probe", args.probe_count, args.probe_rate)
         result["probe"] = probe_figures(probe, target.finished("probe", args.probe_count))
-        if isinstance(server, servers.Server):
+        if hookrunner:
             result["worker_memory_after"] = harness.memory(pid)
-    if isinstance(server, servers.Server):
+    if hookrunner and isinstance(server, servers.Server):
         result["server_log"] = servers.analyse_log(server.log_path)
         result["db"] = store.count_rows(server.db_path)
     else:
@@ -203,7 +221,7 @@ def burst_figures(
         "client_cpu_s": sent.client_cpu_s,
         "answers_s": round(sent.last_done - sent.first_sent, 3),
     }
-    if not timings:  # webhook: a 200 is a completed execution
+    if not timings:  # webhook and the floor: a 200 is a completed execution
         completed = sent.statuses().get("200", 0)
         end = sent.last_done
         figures["request_ms"] = _ms([a.done_at - a.sent_at for a in sent.answers])
@@ -261,9 +279,14 @@ def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     def cpu(target: str) -> list[float]:
         return [r[target]["burst"]["server_cpu_ms_per_execution"] for r in rounds]
 
-    ratios = [h / w for h, w in zip(rate("hookrunner"), rate("webhook"), strict=True)]
+    def ratio_of(top: str, bottom: str) -> list[float]:
+        return [t / b for t, b in zip(rate(top), rate(bottom), strict=True)]
+
+    ratios = ratio_of("hookrunner", "webhook")
     cpu_ratios = [h / w for h, w in zip(cpu("hookrunner"), cpu("webhook"), strict=True) if w]
     ratio = statistics.median(ratios)
+    floor = ratio_of("floor", "webhook")
+    above_floor = ratio_of("hookrunner", "floor")
     probe_p50 = [r["hookrunner"]["probe"]["created_to_exec_ms"]["p50"] for r in rounds]
     return {
         "webhook_executions_per_s": rate("webhook"),
@@ -272,6 +295,11 @@ def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
         "ratio": round(ratio, 4),
         "ratio_target": TARGET_RATIO,
         "ratio_met": ratio >= TARGET_RATIO,
+        # The floor: what Flask under Gunicorn's gevent worker reaches with no record at all.
+        "floor_executions_per_s": rate("floor"),
+        "floor_ratio_per_round": [round(x, 4) for x in floor],
+        "floor_ratio": round(statistics.median(floor), 4),
+        "hookrunner_floor_ratio": round(statistics.median(above_floor), 4),
         "server_cpu_ms_per_execution": {target: cpu(target) for target in TARGETS},
         "server_cpu_ratio": round(statistics.median(cpu_ratios), 3) if cpu_ratios else None,
         "received_to_process_started_p50_ms": probe_p50,
@@ -316,6 +344,10 @@ def print_report(rounds: list[dict[str, dict[str, Any]]], summary: dict[str, Any
     print("\n" + harness.ratio_verdict("executions/s hookrunner/webhook", ratio, TARGET_RATIO))
     if summary["server_cpu_ratio"] is not None:
         print(f"server CPU per execution hookrunner/webhook: {summary['server_cpu_ratio']:.2f}x")
+    print(
+        f"floor (bare Flask: HMAC, spawn, answer) / webhook: {summary['floor_ratio']:.2f}x;"
+        f" hookrunner / floor: {summary['hookrunner_floor_ratio']:.2f}x"
+    )
     verdict = "met" if summary["received_to_process_started_met"] else "NOT met"
     print(
         f"received -> process started p50 {summary['received_to_process_started_p50_ms']} ms"

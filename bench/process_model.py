@@ -10,7 +10,9 @@ one table:
   ``/bin/true`` (target < 25 ms);
 * ``dispatch.py``: executions of ``/bin/true`` per second against adnanh/webhook in
   the same run (target >= 1.0), the server CPU per execution of both, and the
-  sender's send -> process started p50 (target < 10 ms);
+  sender's send -> process started p50 (target < 10 ms); with it the floor (bare
+  Flask that checks the HMAC and runs the command, no record) against webhook, which
+  bounds that ratio on this stack, and Hookrunner against the floor;
 
 and once ``drills/output_flood.py`` (``/healthz`` while a command floods output).
 Each child writes its usual JSON to ``bench/out/``; this script writes one more
@@ -59,6 +61,8 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
             "p99_ms_at_200_with_commands": on["summary"]["fixed_rate_p99_ms_worst"],
             "p99_flagged": on["summary"].get("flagged", False),
             "dispatch_ratio": dispatch["summary"]["ratio"],
+            "floor_ratio": dispatch["summary"]["floor_ratio"],
+            "hookrunner_floor_ratio": dispatch["summary"]["hookrunner_floor_ratio"],
             "server_cpu_ms_per_execution": dispatch["summary"]["server_cpu_ms_per_execution"],
             "send_to_started_p50_ms": max(
                 r["hookrunner"]["probe"]["send_to_exec_ms"]["p50"] for r in dispatch["rounds"]
@@ -91,6 +95,11 @@ def print_table(figures: dict[str, Any]) -> None:
     for store in STORES:
         cpu = figures[store]["server_cpu_ms_per_execution"]
         print(f"server CPU ms per execution ({store}): {cpu}")
+        print(
+            f"executions/s ({store}): floor (bare Flask, no record) / webhook"
+            f" {figures[store]['floor_ratio']:.2f}, hookrunner / floor"
+            f" {figures[store]['hookrunner_floor_ratio']:.2f}"
+        )
     print("('!' = target not met)")
     print(f"output flood drill: exit {figures['output_flood']['exit']}")
     print(figures["output_flood"]["tail"])
