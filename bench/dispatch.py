@@ -118,12 +118,16 @@ class Target:
             return servers.adnanh_webhook(workdir, name, hooks, cpu)
         workers = str(1 if cpu is not None else len(os.sched_getaffinity(0)))
         if self.name == "floor":  # as many gevent workers as Hookrunner's default has web workers
+            # A baseline, not the code under test: always this checkout's, so that exports
+            # of older commits (without the floor's endpoint) are measured against the same.
             env = {
                 "BARE_HMAC_SECRET": signing.SECRET,
                 "BARE_SPAWN_COMMANDS": json.dumps(COMMANDS),
                 "GUNICORN_WORKERS": workers,
             }
-            return servers.gunicorn(workdir, name, servers.BARE_APP, cpu, self.common.root, env=env)
+            return servers.gunicorn(
+                workdir, name, servers.BARE_APP, cpu, harness.PROJECT_ROOT, env=env
+            )
         env = {"EXECUTION_POOL_SIZE": str(self.args.concurrency)}
         if self.args.deployment == "single":  # one web worker that runs its own engine
             env["ENGINE_PROCESSES"] = "0"
