@@ -29,7 +29,8 @@ from typing import Any
 import harness  # puts the project root on sys.path, for app
 import machine
 
-from app.store import dedup_keys, executions
+from app.clock import utc_now_iso
+from app.store import dedup_keys, executions, triggers
 from app.store import deliveries as deliveries_sql
 from app.store.migrations import migrate
 from app.store.row_ids import new_row_id
@@ -65,19 +66,14 @@ def _delivery(delivery_id: str, execution_id: str, key: str, now: str) -> Any:
 def measure(kind: str, workdir: Path, webhooks: int, block: int, batch: int) -> dict[str, Any]:
     db = SQLiteDatabase(str(workdir / f"{kind}.db"))
     migrate(db)
-    with db.write() as conn:
-        conn.execute(
-            "INSERT INTO triggers (name, document, created_at, updated_at) VALUES (?, '{}', ?, ?)",
-            (TRIGGER, "2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:00.000000Z"),
-        )
+    triggers.insert(db, TRIGGER, "", True, "{}")  # the dedup keys' foreign key
     make_id = GENERATORS[kind]
     blocks: list[dict[str, float]] = []
     statements = commits = 0.0
     for start in range(0, webhooks, batch):
         records = []
-        for n in range(start, start + batch):
-            now = f"2026-12-07T00:{n // 60_000 % 60:02d}:{n // 1000 % 60:02d}.{n % 1000:03d}000Z"
-            records.append((make_id(), make_id(), uuid.uuid4().hex, now))
+        for _ in range(batch):
+            records.append((make_id(), make_id(), uuid.uuid4().hex, utc_now_iso()))
         with db.write() as conn:
             began = time.perf_counter()
             for delivery_id, execution_id, key, now in records:

@@ -13,7 +13,9 @@ the same shape as the ``uuid4().hex`` ids stored before, which stay valid: the f
 variant bits. Ids of one millisecond are in random order and ids of different
 processes or hosts interleave by their clocks; nothing relies on ids for order (the API
 orders by timestamps), the order is only there for the indexes. The 74 random bits keep
-ids of one millisecond apart without any shared counter between processes.
+ids of one millisecond apart without any shared counter between processes. The bits are
+set here because the standard library makes version 7 UUIDs only from Python 3.14
+(``uuid.uuid7``; before, ``uuid.UUID(version=7)`` is refused).
 """
 
 from __future__ import annotations
