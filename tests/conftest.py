@@ -84,9 +84,11 @@ class PostgresServer:
         finally:
             template.close()
 
-    def create(self) -> str:
+    def create(self, migrated: bool = True) -> str:
+        """A new database: a clone of the migrated template, or empty (``migrated=False``)."""
         name = f"hr_test_{uuid.uuid4().hex[:12]}"
-        self._admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        template = f' TEMPLATE "{self.template}"' if migrated else ""
+        self._admin.execute(f'CREATE DATABASE "{name}"{template}')
         return name
 
     def drop(self, name: str) -> None:
@@ -123,6 +125,20 @@ def database_url(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
     name = server.create()
+    yield _pg_url(name)
+    server.drop(name)
+
+
+@pytest.fixture
+def empty_database_url(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A store with no tables at all (for tests of the migrations themselves)."""
+    if store_kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.create(migrated=False)
     yield _pg_url(name)
     server.drop(name)
 

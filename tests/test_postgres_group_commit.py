@@ -60,7 +60,7 @@ def test_concurrent_statements_commit_in_one_transaction(store: pg.PostgresDatab
         store,
         [
             (
-                "INSERT INTO queue_depth (trigger, queued) VALUES (?, 0) RETURNING txid_current()",
+                "INSERT INTO queue_entries (trigger, total) VALUES (?, 0) RETURNING txid_current()",
                 (f"t{n}",),
             )
             for n in range(5)
@@ -68,11 +68,11 @@ def test_concurrent_statements_commit_in_one_transaction(store: pg.PostgresDatab
     )
     assert len({row[0] for row in answers}) == 1  # one transaction for the whole group
     with store.read() as conn:
-        assert conn.execute("SELECT COUNT(*) FROM queue_depth").fetchone()[0] == 5
+        assert conn.execute("SELECT COUNT(*) FROM queue_entries").fetchone()[0] == 5
 
 
 def test_a_failing_statement_fails_only_its_own_caller(store: pg.PostgresDatabase) -> None:
-    insert = "INSERT INTO queue_depth (trigger, queued) VALUES (?, 0) RETURNING trigger"
+    insert = "INSERT INTO queue_entries (trigger, total) VALUES (?, 0) RETURNING trigger"
     answers = _while_busy(
         store,
         [(insert, ("a",)), ("SELECT 1 / ?", (0,)), (insert, ("b",))],
@@ -80,5 +80,5 @@ def test_a_failing_statement_fails_only_its_own_caller(store: pg.PostgresDatabas
     assert [answers[0][0], answers[2][0]] == ["a", "b"]
     assert isinstance(answers[1], psycopg.errors.DivisionByZero)
     with store.read() as conn:
-        rows = conn.execute("SELECT trigger FROM queue_depth ORDER BY trigger").fetchall()
+        rows = conn.execute("SELECT trigger FROM queue_entries ORDER BY trigger").fetchall()
     assert [row[0] for row in rows] == ["a", "b"]

@@ -12,8 +12,8 @@ outgrows SQLite keeps their history and their dedup guarantees. Protocol:
   and must hold no data (a copy never merges into a live installation).
 * Tables are copied in an order that satisfies their foreign keys, each in
   batches read by primary key (keyset pagination) and written one transaction
-  per batch. ``queue_depth`` is not copied: the target's triggers rebuild it
-  from the executions inserted.
+  per batch. The queue counters (``queue_entries``, ``queue_exits``) are not
+  copied: the target's triggers count the queued executions as they are inserted.
 * At the end the row count of every table is compared; a mismatch fails.
 * Stop Hookrunner on the source first: rows written during the copy may be missed.
   A failed copy leaves a partial target: drop it and run again.

@@ -31,7 +31,7 @@ from app.store.executions import FULL_COLUMNS, ExecutionRow
 
 
 def triggers_with_work(db: Database) -> list[str]:
-    """Triggers that have queued executions (one row each in ``queue_depth``)."""
+    """Triggers that have queued executions (from the view ``queue_depth``, one row each)."""
     with db.read() as conn:
         rows = conn.execute("SELECT trigger FROM queue_depth WHERE queued > 0").fetchall()
     return [str(row[0]) for row in rows]
@@ -157,23 +157,35 @@ def count_at_most(conn: Connection, trigger: str, statuses: tuple[str, ...], lim
     return int(row[0])
 
 
-def queued_count(conn: Connection, trigger: str, dialect: str = "sqlite") -> int:
-    """Queued executions of a trigger: one row of ``queue_depth`` (kept by SQL triggers).
+# The trigger's queue depth on PostgreSQL, with its entries row locked until the transaction
+# ends (migration 0014). The exits are read without a lock: they only grow, so a count from an
+# older snapshot overstates the queue and never lets queue_max be exceeded.
+QUEUED_FOR_UPDATE = (
+    "SELECT entries.total - COALESCE((SELECT exits.total FROM queue_exits AS exits"
+    " WHERE exits.trigger = entries.trigger), 0) AS queued"
+    " FROM queue_entries AS entries WHERE entries.trigger = ?"
+)
 
-    On PostgreSQL the row is locked (``FOR UPDATE``) until the caller's transaction
-    ends, so concurrent admissions on any host see each other's inserts and
-    ``queue_max`` holds exactly; the row is created first if it does not exist yet.
-    On SQLite the write lock already serialises them.
+
+def queued_count(conn: Connection, trigger: str, dialect: str = "sqlite") -> int:
+    """Queued executions of a trigger: entered minus left (``queue_depth``, kept by SQL triggers).
+
+    On PostgreSQL the trigger's ``queue_entries`` row is locked (``FOR UPDATE``)
+    until the caller's transaction ends, so concurrent admissions on any host see
+    each other's inserts and ``queue_max`` is never exceeded; the row is created
+    first if it does not exist yet. Claims count their exits in another table,
+    so they never wait for this lock nor it for them. On SQLite the write lock
+    already serialises every writer.
     """
     if dialect != "postgresql":
         row = conn.execute("SELECT queued FROM queue_depth WHERE trigger = ?", (trigger,))
         found = row.fetchone()
         return 0 if found is None else int(found[0])
-    locked = "SELECT queued FROM queue_depth WHERE trigger = ? FOR UPDATE"
+    locked = f"{QUEUED_FOR_UPDATE} FOR UPDATE"
     found = conn.execute(locked, (trigger,)).fetchone()
     if found is None:
         conn.execute(
-            "INSERT INTO queue_depth (trigger, queued) VALUES (?, 0) ON CONFLICT DO NOTHING",
+            "INSERT INTO queue_entries (trigger, total) VALUES (?, 0) ON CONFLICT DO NOTHING",
             (trigger,),
         )
         found = conn.execute(locked, (trigger,)).fetchone()

@@ -3,7 +3,7 @@
 The general ingest transaction (:meth:`app.ingest.dispatch.ExecutionService.dispatch_webhook_event`)
 is one statement at a time: claim the key, check admission, insert the delivery,
 insert the execution, commit. On PostgreSQL every statement is a network round
-trip, and admission's row lock on ``queue_depth`` - which every ingest of the
+trip, and admission's row lock on ``queue_entries`` - which every ingest of the
 trigger takes - is held across all of them and the commit.
 
 :func:`record_accepted` writes the common outcome - a new key, a queue with room -
@@ -14,11 +14,12 @@ pipelined transaction shared with them (``app/store/postgres/group_commit.py``),
 so the trigger's row lock is taken and the WAL flushed once per group. The
 statement writes everything or nothing:
 
-* ``admitted``: the trigger's ``queue_depth`` row, locked ``FOR UPDATE`` like
-  :func:`app.store.execution_queue.queued_count`, and only while
-  ``queued < queue_max`` (a waiter re-reads the row once the holder commits, so
-  ``queue_max`` holds exactly across hosts). A trigger without a row yet (its
-  first ingest) is not admitted here.
+* ``admitted``: the trigger's ``queue_entries`` row, locked ``FOR UPDATE`` as
+  in :func:`app.store.execution_queue.queued_count`, and only while entries
+  minus exits is below ``queue_max`` (a waiter re-reads the row once the holder
+  commits, and exits read from an older snapshot only overstate the queue, so
+  ``queue_max`` is never exceeded across hosts). A trigger without a row yet
+  (its first ingest) is not admitted here.
 * ``claimed``: the dedup claim of :func:`app.store.dedup_keys.claim`, only when
   admitted (no key: the admission alone).
 * the delivery and the execution, only when claimed (the foreign key of the
@@ -36,6 +37,7 @@ from app.store import dedup_keys
 from app.store import deliveries as deliveries_sql
 from app.store import executions as executions_sql
 from app.store.base import Database
+from app.store.execution_queue import QUEUED_FOR_UPDATE
 
 
 def _marks(count: int) -> str:
@@ -53,8 +55,8 @@ def _statement(claims_key: bool) -> str:
         else ""
     )
     return (
-        "WITH admitted AS MATERIALIZED (SELECT 1 FROM queue_depth"
-        " WHERE trigger = ? AND queued < ? FOR UPDATE),"
+        f"WITH admitted AS MATERIALIZED (SELECT 1 FROM ({QUEUED_FOR_UPDATE} FOR UPDATE) AS depth"
+        " WHERE depth.queued < ?),"
         f"{claim}"
         f" delivery AS (INSERT INTO deliveries ({deliveries_sql.COLUMNS})"
         f" SELECT {delivery_marks} FROM {source}),"

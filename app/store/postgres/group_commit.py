@@ -1,6 +1,6 @@
 """Group commit on PostgreSQL: concurrent one-statement writes of a process in one transaction.
 
-Every accepted ingest of a trigger locks the trigger's ``queue_depth`` row
+Every accepted ingest of a trigger locks the trigger's ``queue_entries`` row
 (:mod:`app.store.ingest_records`) until it commits, so ingests of one trigger
 follow each other one commit at a time: lock, statement, WAL flush, wake the
 next waiter. Under load most backends wait for that row rather than work.
