@@ -18,6 +18,10 @@ CREATE TABLE queue_exits (
 );
 
 INSERT INTO queue_entries (trigger, total) SELECT trigger, queued FROM queue_depth;
+-- Every trigger starts with its entries row, so that even its first deliveries are admitted
+-- in one statement (app/store/ingest_records.py).
+INSERT INTO queue_entries (trigger, total)
+SELECT name, 0 FROM triggers WHERE name NOT IN (SELECT trigger FROM queue_entries);
 
 DROP TRIGGER queue_depth_track ON executions;
 DROP FUNCTION queue_depth_track();

@@ -22,7 +22,6 @@ from app.clock import utc_now_iso
 from app.store import Database, SQLiteDatabase
 from app.store import execution_queue as queue
 from app.store import executions as executions_sql
-from app.store import triggers as triggers_sql
 from app.store.migrations import load_migrations, migrate
 from app.store.row_ids import new_row_id
 from tests.conftest import send_push
@@ -62,6 +61,27 @@ def test_the_depth_follows_ingest_claims_cancellations_and_deletes(
     assert queue.triggers_with_work(db) == ["deploy"]
 
 
+def test_a_new_trigger_starts_with_its_counters(db: Database, make_trigger: Any) -> None:
+    make_trigger()
+    with db.read() as conn:
+        rows = conn.execute("SELECT trigger, total FROM queue_entries").fetchall()
+    assert [tuple(row) for row in rows] == [("deploy", 0)]
+    assert _queued(db) == (0, 0)
+    assert queue.triggers_with_work(db) == []
+
+
+def test_a_trigger_without_counters_gets_them_on_its_first_delivery(
+    client: FlaskClient, db: Database, make_trigger: Any
+) -> None:
+    """As a trigger copied from another store before it had executions."""
+    make_trigger()
+    with db.write() as conn:
+        conn.execute("DELETE FROM queue_entries")
+    assert send_push(client, "first")["status"] == "accepted"
+    assert send_push(client, "second")["status"] == "accepted"
+    assert _queued(db) == (2, 2)
+
+
 def _open(url: str) -> Database:
     if url.startswith("sqlite:///"):
         return SQLiteDatabase(url.removeprefix("sqlite:///"))
@@ -76,8 +96,15 @@ def test_migration_0014_carries_the_depth_over(empty_database_url: str) -> None:
         migrations = load_migrations(dialect=db.dialect)
         before = [m for m in migrations if m.version < 14]
         migrate(db, before)
-        triggers_sql.insert(db, "deploy", "", True, "{}")
         with db.write() as conn:
+            # As version 13 wrote them (no counters yet); "quiet" never had an execution.
+            for name in ("deploy", "quiet"):
+                conn.execute(
+                    "INSERT INTO triggers"
+                    " (name, description, enabled, document, created_at, updated_at)"
+                    " VALUES (?, '', 1, '{}', ?, ?)",
+                    (name, utc_now_iso(), utc_now_iso()),
+                )
             for status in ("queued", "queued", "queued", "running"):
                 execution_id = new_row_id()
                 executions_sql.insert_queued(
@@ -94,6 +121,10 @@ def test_migration_0014_carries_the_depth_over(empty_database_url: str) -> None:
                 )
         assert migrate(db) == [m.version for m in migrations if m.version >= 14]
         assert _queued(db) == (3, 3)
+        assert _queued(db, "quiet") == (0, 0)
+        with db.read() as conn:
+            quiet = conn.execute("SELECT total FROM queue_entries WHERE trigger = 'quiet'")
+            assert quiet.fetchone()[0] == 0
         with db.write() as conn:  # the new triggers count from there
             conn.execute("UPDATE executions SET status = 'cancelled' WHERE status = 'queued'")
         assert _queued(db) == (0, 0)

@@ -167,6 +167,21 @@ QUEUED_FOR_UPDATE = (
 )
 
 
+def add_counters(conn: Connection, trigger: str) -> None:
+    """Give a new trigger its ``queue_entries`` row (zero) inside the caller's transaction.
+
+    Admission locks that row, and the one-statement ingest
+    (:mod:`app.store.ingest_records`) only admits when it exists: with it in place
+    from the start, even the first burst of deliveries to a new trigger takes
+    the one-statement path instead of queueing behind each other in the general
+    transaction. Existing rows are left alone.
+    """
+    conn.execute(
+        "INSERT INTO queue_entries (trigger, total) VALUES (?, 0) ON CONFLICT DO NOTHING",
+        (trigger,),
+    )
+
+
 def queued_count(conn: Connection, trigger: str, dialect: str = "sqlite") -> int:
     """Queued executions of a trigger: entered minus left (``queue_depth``, kept by SQL triggers).
 
@@ -183,11 +198,8 @@ def queued_count(conn: Connection, trigger: str, dialect: str = "sqlite") -> int
         return 0 if found is None else int(found[0])
     locked = f"{QUEUED_FOR_UPDATE} FOR UPDATE"
     found = conn.execute(locked, (trigger,)).fetchone()
-    if found is None:
-        conn.execute(
-            "INSERT INTO queue_entries (trigger, total) VALUES (?, 0) ON CONFLICT DO NOTHING",
-            (trigger,),
-        )
+    if found is None:  # a trigger from before its counters existed (e.g. a copied store)
+        add_counters(conn, trigger)
         found = conn.execute(locked, (trigger,)).fetchone()
     return int(found[0])
 

@@ -18,8 +18,10 @@ statement writes everything or nothing:
   in :func:`app.store.execution_queue.queued_count`, and only while entries
   minus exits is below ``queue_max`` (a waiter re-reads the row once the holder
   commits, and exits read from an older snapshot only overstate the queue, so
-  ``queue_max`` is never exceeded across hosts). A trigger without a row yet
-  (its first ingest) is not admitted here.
+  ``queue_max`` is never exceeded across hosts). Every trigger gets its row
+  when it is created (:func:`app.store.execution_queue.add_counters`); one
+  without a row (copied from another store before it had executions) is not
+  admitted here, and its first ingest through the general transaction adds it.
 * ``claimed``: the dedup claim of :func:`app.store.dedup_keys.claim`, only when
   admitted (no key: the admission alone).
 * the delivery and the execution, only when claimed (the foreign key of the

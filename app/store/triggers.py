@@ -7,6 +7,7 @@ from typing import Any
 
 from app.clock import utc_now_iso
 from app.errors import TriggerExists, TriggerNotFound
+from app.store import execution_queue
 from app.store.base import Database, IntegrityError
 
 
@@ -42,6 +43,7 @@ def insert(db: Database, name: str, description: str, enabled: bool, document: s
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (name, description, int(enabled), document, now, now),
             )
+            execution_queue.add_counters(conn, name)
     except IntegrityError as exc:
         raise TriggerExists(f"a trigger named {name!r} already exists") from exc
     return TriggerRow(name, document, enabled, now, now)
