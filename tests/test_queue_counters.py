@@ -6,6 +6,8 @@ therefore never waits for a claim of the same trigger that has not committed
 yet, nor a claim for an ingest - which the tests below watch for in
 ``pg_blocking_pids``. On both stores the view ``queue_depth`` stays equal to the
 executions actually queued, and migration 0014 carries an existing count over.
+On PostgreSQL a claim finds its candidates in the partial index of queued rows
+(migration 0015), however many finished executions the trigger has.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from app.clock import utc_now_iso
 from app.store import Database, SQLiteDatabase
 from app.store import execution_queue as queue
 from app.store import executions as executions_sql
+from app.store import triggers as triggers_sql
 from app.store.migrations import load_migrations, migrate
 from app.store.row_ids import new_row_id
 from tests.conftest import send_push
@@ -138,7 +141,7 @@ def test_migration_0014_carries_the_depth_over(empty_database_url: str) -> None:
 @pytest.fixture
 def pg_db(db: Database, store_kind: str) -> Database:
     if store_kind != "postgresql":
-        pytest.skip("row locks between concurrent transactions are PostgreSQL's")
+        pytest.skip("PostgreSQL's own behaviour: row locks between transactions, its planner")
     return db
 
 
@@ -216,3 +219,48 @@ def test_a_claim_does_not_wait_for_an_admission_in_flight(
     blocked, claims = _blocked_by(holder, claim)
     assert len(claims) == 2
     assert not blocked
+
+
+def _plan_indexes(plan: dict[str, Any]) -> set[str]:
+    found = {plan["Index Name"]} if "Index Name" in plan else set()
+    for child in plan.get("Plans", []):
+        found |= _plan_indexes(child)
+    return found
+
+
+def test_a_claim_reads_only_queued_rows_however_long_the_history(pg_db: Database) -> None:
+    """The candidates of a claim come from the partial index of queued rows (migration 0015).
+
+    The history is written in one burst and never analysed, as during a storm:
+    without the index PostgreSQL walks ``executions_created`` from the oldest
+    row and filters out every finished execution on each claim.
+    """
+    triggers_sql.insert(pg_db, "deploy", "", True, "{}")
+    with pg_db.write() as conn:
+        for _ in range(3000):
+            executions_sql.insert_queued(
+                conn,
+                execution_id=new_row_id(),
+                trigger="deploy",
+                delivery_id=None,
+                request_id=None,
+                created_at=utc_now_iso(),
+                report={},
+            )
+        conn.execute(
+            "UPDATE executions SET status = 'succeeded' WHERE id IN"
+            " (SELECT id FROM executions ORDER BY created_at LIMIT 2990)"
+        )
+    # The candidate query of hookrunner_claim (migration 0013), as the function runs it.
+    candidates = (
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM executions"
+        " WHERE trigger = ? AND status = 'queued' AND (run_after IS NULL OR run_after <= ?)"
+        " ORDER BY created_at, id LIMIT 4 FOR UPDATE SKIP LOCKED"
+    )
+    with pg_db.write() as conn:
+        explained = conn.execute(candidates, ("deploy", utc_now_iso())).fetchone()[0]
+    plan = explained[0]["Plan"]
+    assert _plan_indexes(plan) == {"executions_queued"}
+    assert plan["Actual Rows"] == 4
+    claims = queue.claim_batch(pg_db, "deploy", "test-owner", 4, 4, utc_now_iso())
+    assert len(claims) == 4
