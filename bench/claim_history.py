@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from typing import Any
 import harness  # puts the project root on sys.path, for app
 import machine
 import psycopg
+import store
 
 from app.clock import utc_now_iso
 from app.store import execution_queue, executions, triggers
@@ -41,7 +41,6 @@ from app.store.migrations import migrate
 from app.store.postgres.database import PostgresDatabase
 from app.store.row_ids import new_row_id
 
-ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TRIGGER = "bench"
 _CANDIDATES = (
     "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM executions"
@@ -112,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.claims * len(_STATES) > args.queued:
         parser.error(f"--queued must hold {len(_STATES)} rounds of --claims")
     name = f"bench_claims_{uuid.uuid4().hex[:8]}"
-    base = ADMIN_URL.rpartition("/")[0]
-    url = f"{base}/{name}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    url = store.create_postgres(name)
     results: dict[str, Any] = {
         "machine": machine.describe(Path(tempfile.gettempdir()), harness.PROJECT_ROOT),
         "finished": args.finished,
@@ -137,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         db.close()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        store.drop_postgres(name)
     json.dump(results, sys.stdout, indent=2)
     print()
     return 0

@@ -21,7 +21,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.clock import utc_now_iso
-from app.store import Database, SQLiteDatabase
+from app.store import Connection, Database, SQLiteDatabase
 from app.store import execution_queue as queue
 from app.store import executions as executions_sql
 from app.store import triggers as triggers_sql
@@ -85,6 +85,22 @@ def test_a_trigger_without_counters_gets_them_on_its_first_delivery(
     assert _queued(db) == (2, 2)
 
 
+def _queue(conn: Connection, trigger: str, count: int) -> list[str]:
+    """Queue ``count`` executions of ``trigger`` without deliveries; their ids, oldest first."""
+    ids = [new_row_id() for _ in range(count)]
+    for execution_id in ids:
+        executions_sql.insert_queued(
+            conn,
+            execution_id=execution_id,
+            trigger=trigger,
+            delivery_id=None,
+            request_id=None,
+            created_at=utc_now_iso(),
+            report={},
+        )
+    return ids
+
+
 def _open(url: str) -> Database:
     if url.startswith("sqlite:///"):
         return SQLiteDatabase(url.removeprefix("sqlite:///"))
@@ -108,20 +124,8 @@ def test_migration_0014_carries_the_depth_over(empty_database_url: str) -> None:
                     " VALUES (?, '', 1, '{}', ?, ?)",
                     (name, utc_now_iso(), utc_now_iso()),
                 )
-            for status in ("queued", "queued", "queued", "running"):
-                execution_id = new_row_id()
-                executions_sql.insert_queued(
-                    conn,
-                    execution_id=execution_id,
-                    trigger="deploy",
-                    delivery_id=None,
-                    request_id=None,
-                    created_at=utc_now_iso(),
-                    report={},
-                )
-                conn.execute(
-                    "UPDATE executions SET status = ? WHERE id = ?", (status, execution_id)
-                )
+            running = _queue(conn, "deploy", 4)[-1]
+            conn.execute("UPDATE executions SET status = 'running' WHERE id = ?", (running,))
         assert migrate(db) == [m.version for m in migrations if m.version >= 14]
         assert _queued(db) == (3, 3)
         assert _queued(db, "quiet") == (0, 0)
@@ -237,16 +241,7 @@ def test_a_claim_reads_only_queued_rows_however_long_the_history(pg_db: Database
     """
     triggers_sql.insert(pg_db, "deploy", "", True, "{}")
     with pg_db.write() as conn:
-        for _ in range(3000):
-            executions_sql.insert_queued(
-                conn,
-                execution_id=new_row_id(),
-                trigger="deploy",
-                delivery_id=None,
-                request_id=None,
-                created_at=utc_now_iso(),
-                report={},
-            )
+        _queue(conn, "deploy", 3000)
         conn.execute(
             "UPDATE executions SET status = 'succeeded' WHERE id IN"
             " (SELECT id FROM executions ORDER BY created_at LIMIT 2990)"
