@@ -3,10 +3,11 @@
 :class:`PgNotifyBackend` is the notifier backend of the PostgreSQL store (see
 :mod:`app.live.notifier`):
 
-* **Publishing** is coalesced: :meth:`~PgNotifyBackend.publish` only adds the
-  topic to a set; a publisher thread (a greenlet under gevent) sends everything
-  gathered meanwhile in one statement on a pooled connection. A burst of output
-  flushes costs one round trip, and no caller ever waits on the network.
+* **Publishing** is coalesced: :meth:`~PgNotifyBackend.publish` only records
+  the topic; a :class:`~app.live.publisher.TopicPublisher` sends everything
+  gathered meanwhile in one statement on a pooled connection, at most one per
+  few milliseconds while busy. A burst of output flushes costs one round trip,
+  and no caller ever waits on the network.
 * **Listening** uses one dedicated autocommit connection per process, woken at
   least every second to notice a stop; a lost connection is re-opened with
   backoff. Notifications are hints: while the listener is down everything still
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.context import start_thread
+from app.live.publisher import TopicPublisher
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,7 @@ class PgNotifyBackend:
         self.store = store  # the PostgresDatabase whose pool publishes
         self.origin = uuid.uuid4().hex[:12]
         self.deliver: Callable[[str], None] = lambda _topic: None
-        self._pending: set[str] = set()
-        self._lock = threading.Lock()
-        self._kick = threading.Event()
+        self._publisher = TopicPublisher(self._send, name="hookrunner-publish")
         self._stopped = threading.Event()
         self._listening = threading.Event()  # the listener is connected and LISTENing
         self.channel = channel("all")  # where this process listens
@@ -79,43 +79,27 @@ class PgNotifyBackend:
         self.deliver = deliver
         self.channel = channel(role)
         self.audience = audience
-        self._threads = [start_thread(self._publish_loop, fresh=True, name="hookrunner-publish")]
+        self._publisher.start()
         if listen:
-            self._threads.append(
-                start_thread(self._listen_loop, fresh=True, name="hookrunner-listen")
-            )
+            self._threads = [start_thread(self._listen_loop, fresh=True, name="hookrunner-listen")]
 
     def wait_listening(self, timeout: float) -> bool:
         """True once the listener is subscribed (tests, start-up checks)."""
         return self._listening.wait(timeout)
 
     def publish(self, topic: str) -> None:
-        with self._lock:
-            self._pending.add(topic)
-        self._kick.set()
+        self._publisher.publish(topic)
 
     def stop(self) -> None:
         """Publish what is still pending, then stop listening (idempotent)."""
-        self._stopped.set()
-        self._kick.set()
+        self._stopped.set()  # first: a failing last send does not back off
+        self._publisher.stop()
         for thread in self._threads:
             thread.join(3)
 
     # --- publishing -------------------------------------------------------------------
 
-    def _publish_loop(self) -> None:
-        while True:
-            self._kick.wait(1.0)
-            self._kick.clear()
-            stopping = self._stopped.is_set()  # read first: what came before is sent below
-            with self._lock:
-                topics, self._pending = self._pending, set()
-            if topics:
-                self._send(topics)
-            if stopping:
-                return
-
-    def _send(self, topics: set[str]) -> None:
+    def _send(self, topics: list[str]) -> None:
         channels: list[str] = []
         payloads: list[str] = []
         for topic in topics:

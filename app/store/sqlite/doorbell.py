@@ -8,16 +8,17 @@ workers, engine processes, CLI commands - shares one *doorbell directory*:
   random suffix and its *role* (``<pid>-<suffix>.<role>.sock``: an engine
   process, a web worker, or both in one), and a listener thread (a greenlet
   under gevent) hands every topic it receives to the notifier.
-* :meth:`~DoorbellBackend.publish` hands the topic to a sender thread (a
-  greenlet under gevent), which sends everything published meanwhile as one
-  datagram - topics separated by newlines - to every other socket in the
+* :meth:`~DoorbellBackend.publish` hands the topic to a
+  :class:`~app.live.publisher.TopicPublisher`, whose sender thread (a greenlet
+  under gevent) sends everything published meanwhile as one datagram - topics
+  separated by newlines - to every other socket in the
   directory whose role acts on at least one of them (the notifier's
   ``audience``: an engine is not woken by another engine's output lines, a web
   worker not by queued work), without blocking: a full receive buffer or a
   peer that just went away drops the hint (followers poll as well, so a lost
   hint only delays). A socket named without a role hears everything.
   The execution ids, the feed and the work topic of a busy engine thus cost one
-  ``sendto`` per peer per hub turn, not one per topic.
+  ``sendto`` per peer per few milliseconds, not one per topic.
   A socket nobody listens on any more (its process was killed) answers
   ``ECONNREFUSED`` and is removed.
 * The directory listing is cached for :data:`PEERS_REFRESH_SECONDS`, so a
@@ -45,6 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.context import start_thread
+from app.live.publisher import TopicPublisher
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,7 @@ class DoorbellBackend:
         self._peers: list[tuple[str, str]] = []  # (socket path, role)
         self._peers_read_at = 0.0
         self._lock = threading.Lock()
-        self._pending: dict[str, None] = {}  # topics to send, in the order published
-        self._kick = threading.Event()
+        self._publisher = TopicPublisher(self._ring_all, name="hookrunner-doorbell-send")
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -121,16 +122,15 @@ class DoorbellBackend:
             log.warning("doorbell unavailable (%s); other processes are polled", exc)
             return
         self._path, self._receiver, self._sender = path, receiver, sender
-        self._threads = [start_thread(self._send_loop, fresh=True, name="hookrunner-doorbell-send")]
+        self._publisher.start()
         if receiver is not None:
-            self._threads.append(
-                start_thread(self._listen_loop, fresh=True, name="hookrunner-doorbell")
-            )
+            listener = start_thread(self._listen_loop, fresh=True, name="hookrunner-doorbell")
+            self._threads = [listener]
 
     def stop(self) -> None:
         """Ring what is still pending, then close the sockets (idempotent)."""
         self._stopped.set()
-        self._kick.set()
+        self._publisher.stop()
         for thread in self._threads:
             thread.join(3)
         for sock in (self._receiver, self._sender):
@@ -147,21 +147,7 @@ class DoorbellBackend:
         """Ring every other process with ``topic`` soon; never blocks, never raises."""
         if self._sender is None:
             return
-        with self._lock:
-            self._pending[topic] = None
-        self._kick.set()
-
-    def _send_loop(self) -> None:
-        while True:
-            self._kick.wait(1.0)
-            self._kick.clear()
-            stopping = self._stopped.is_set()  # read first: what came before is sent below
-            with self._lock:
-                topics, self._pending = list(self._pending), {}
-            if topics:
-                self._ring_all(topics)
-            if stopping:
-                return
+        self._publisher.publish(topic)
 
     def _ring_all(self, topics: list[str]) -> None:
         """Ring each peer with the topics its role acts on (one datagram per role)."""
