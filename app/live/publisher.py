@@ -14,6 +14,8 @@ execution (its status, the feed, its output). So while a process keeps
 publishing, at most one batch leaves per ``min_interval`` seconds: a topic
 published after a quiet spell goes at once; one published right after a send
 waits at most ``min_interval``, together with whatever else comes meanwhile.
+A send that fails is logged and the sender pauses :data:`FAILURE_PAUSE_SECONDS`
+(less if stopped) before the next: notifications are hints, followers poll too.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from app.context import start_thread
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL_SECONDS = 0.005
+FAILURE_PAUSE_SECONDS = 0.5  # after a failed send, e.g. while the store is down
 
 
 class TopicPublisher:
@@ -39,7 +42,7 @@ class TopicPublisher:
         name: str,
         min_interval: float = MIN_INTERVAL_SECONDS,
     ) -> None:
-        """``send(topics)`` delivers one batch; an exception it raises is logged, not fatal."""
+        """``send(topics)`` delivers one batch; an exception it raises is logged, then paused on."""
         self._send = send
         self._name = name
         self._min_interval = min_interval
@@ -83,6 +86,7 @@ class TopicPublisher:
                     self._send(topics)
                 except Exception:  # a hint only: followers poll as well
                     log.warning("notifications not sent", exc_info=True)
+                    self._stopping.wait(FAILURE_PAUSE_SECONDS)
                 self.batches_sent += 1
                 sent_at = time.monotonic()
             if stopping:

@@ -92,7 +92,7 @@ class PgNotifyBackend:
 
     def stop(self) -> None:
         """Publish what is still pending, then stop listening (idempotent)."""
-        self._stopped.set()  # first: a failing last send does not back off
+        self._stopped.set()
         self._publisher.stop()
         for thread in self._threads:
             thread.join(3)
@@ -108,12 +108,8 @@ class PgNotifyBackend:
             for name in {channel(role) for role in roles}:
                 channels.append(name)
                 payloads.append(payload)
-        try:
-            with self.store.read() as conn:
-                conn.execute(_PUBLISH, (channels, payloads))
-        except Exception:  # a hint only: followers poll
-            log.warning("notifications not published", exc_info=True)
-            self._stopped.wait(0.5)
+        with self.store.read() as conn:  # a failure is logged by the publisher
+            conn.execute(_PUBLISH, (channels, payloads))
 
     # --- listening --------------------------------------------------------------------
 
